@@ -1,0 +1,139 @@
+// The role catalog: what each role of a node installs, starts, checks and needs from its cluster.
+// Loaded from roles/catalog/*.yaml (installed as /usr/share/stormnode/roles/); see roles/catalog/README.md.
+#pragma once
+
+#include <stormnode/common/yaml_diagnostics.hpp>
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace stormnode::roles {
+
+enum class CheckKind { unit, tcp, http, exec, amqp_peer };
+
+struct Check {
+    CheckKind kind = CheckKind::unit;
+    std::string host = "127.0.0.1";             // tcp, http
+    int port = 0;                               // tcp, http, amqp_peer (default 5672)
+    std::string path = "/";                     // http
+    std::vector<int> expect_status{200};        // http: any of these
+    std::vector<std::string> argv;              // exec
+    std::chrono::milliseconds interval{10000};
+    std::chrono::milliseconds timeout{5000};
+};
+
+enum class UnitOwner {
+    supervisor,  // storm-roled enables, starts, checks and restarts it
+    pacemaker,   // Pacemaker runs it; storm-roled only watches
+};
+
+struct Unit {
+    std::string name;                 // exact systemd unit name, with suffix: "neutron-api.service"
+    std::string package;              // the Debian package that ships the unit file
+    std::vector<Check> checks;        // a unit check (ActiveState == active) is always implied
+    UnitOwner owner = UnitOwner::supervisor;
+    std::string feature;              // non-empty: only when the node enables this optional feature
+    Diagnostic where;                 // for later diagnostics
+};
+
+struct ConfigFile {
+    std::string path;                 // where it is rendered on the node
+    std::string template_name;        // under roles/templates/ ; empty: left as the package ships it
+    std::string mode = "0644";
+    Diagnostic where;
+};
+
+// Per-node material that must never be baked into the image: generated at first boot.
+struct NodeState {
+    std::string path;
+    std::string generator;            // one of known_generators()
+    std::string owner = "root";
+    std::string mode = "0600";
+    Diagnostic where;
+};
+
+struct ClusterNeeds {
+    std::string peers;                    // role whose members form this role's cluster ("" = none)
+    int min_members = 1;
+    int recommended_members = 1;
+    std::vector<std::string> depends_on;  // other roles this one needs somewhere in the cluster
+    std::vector<std::string> shared_secrets;
+    bool quorum_member = false;           // leaving the cluster can cost quorum: guard role switches
+};
+
+// The parts a variant may replace or extend.
+struct RoleBody {
+    std::vector<std::string> packages;
+    std::vector<Unit> units;
+    std::vector<std::vector<std::string>> tiers;   // start order; every tier is gated on the previous one
+    std::vector<std::string> required;             // healthy_when.required
+    std::vector<std::string> degraded_if_down;     // healthy_when.degraded_if_down
+    std::vector<ConfigFile> config;
+    std::vector<NodeState> node_state;
+    std::vector<std::string> keep_disabled;        // units the packages ship that must stay off on this role
+};
+
+enum class RoleKind { role, common, mixin };
+
+struct Role {
+    std::string name;
+    RoleKind kind = RoleKind::role;
+    std::string description;
+    std::vector<std::string> mixins;
+    RoleBody body;
+    std::map<std::string, RoleBody> variants;      // e.g. db: galera, active-passive
+    std::string default_variant;
+    ClusterNeeds cluster;
+    std::vector<std::string> conflicts;            // Debian packages that cannot share a node with this role
+    std::vector<std::string> conflicts_roles;      // roles that cannot share a node with this one
+    std::string file;                              // the YAML file it came from
+    Diagnostic where;
+};
+
+struct Catalog {
+    std::map<std::string, Role> roles;             // roles, common and mixins, by name
+
+    [[nodiscard]] const Role* find(const std::string& name) const;
+    [[nodiscard]] std::vector<std::string> role_names() const;  // kind == role only, sorted
+};
+
+// A role with its variant, mixins and the common layer folded in: what a node actually runs.
+struct ResolvedRole {
+    std::string name;
+    std::string variant;
+    RoleBody body;
+};
+
+// The names of the generators storm-firstboot implements.
+const std::set<std::string>& known_generators();
+
+// Loads every *.yaml in dir (or the given files), reporting all problems; the result is only
+// meaningful when diags.ok().
+Catalog load_catalog(const std::vector<std::filesystem::path>& paths, Diagnostics& diags);
+
+// Semantic checks across files: names, tiers, mixins, depends_on, cycles, package conflicts, ...
+void validate_catalog(const Catalog& catalog, Diagnostics& diags);
+
+// Checks that the roles can share one node (all-in-one and other combinations).
+void validate_combination(const Catalog& catalog, const std::vector<std::string>& roles, Diagnostics& diags);
+
+// Throws Error(invalid_input) for an unknown role or variant.
+ResolvedRole resolve(const Catalog& catalog, const std::string& role, const std::string& variant = {});
+
+// Several roles on one node: units merged so that a shared unit appears once (first tier wins).
+ResolvedRole resolve_combination(const Catalog& catalog, const std::vector<std::string>& roles);
+
+// Loads and validates, throwing Error(invalid_input) with every diagnostic on failure.
+Catalog load_valid_catalog(const std::filesystem::path& dir);
+
+// The catalog directory: $STORMNODE_CATALOG_DIR, else the installed one.
+std::filesystem::path default_catalog_dir();
+
+std::string_view to_string(CheckKind kind);
+
+}  // namespace stormnode::roles
