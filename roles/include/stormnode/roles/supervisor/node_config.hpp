@@ -1,0 +1,44 @@
+// This node's own settings (/etc/stormnode/node.yaml, /etc/stormnode/cluster.yaml) as the supervisor
+// needs them, and the rendering of the roles' config templates from them.
+#pragma once
+
+#include <stormnode/roles/catalog.hpp>
+
+#include <filesystem>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <yaml-cpp/yaml.h>
+
+namespace stormnode::roles {
+
+struct NodeConfig {
+    std::vector<std::string> roles;
+    std::string hostname;
+    std::string zone;
+    std::set<std::string> features;                  // optional catalog features this node enables
+    std::map<std::string, std::string> variables;
+    YAML::Node document;                             // all of node.yaml, for templates
+    YAML::Node cluster;                              // all of cluster.yaml, null when there is none
+};
+
+// Reads node.yaml (roles, hostname, zone, features, variables; other keys belong to other tools and are
+// left alone) and cluster.yaml when it exists. Throws Error(invalid_input) naming file:line:col.
+NodeConfig load_node_config(const std::filesystem::path& node_yaml, const std::filesystem::path& cluster_yaml);
+
+// Renders one template. Data: node.yaml's keys at the top, plus `hostname`, `zone`, `roles` (a list;
+// `{{#roles}}{{.}}{{/roles}}`), `has_role.<name>`, `variables.<key>` and `cluster.<...>` from cluster.yaml.
+// Values are not HTML-escaped. Throws Error(invalid_input) naming the template on a syntax error.
+std::string render_template(
+    const std::string& text, const std::string& template_name, const NodeConfig& node,
+    const std::vector<std::string>& roles);
+
+// Renders every config file that names a template (templates_dir/<template>) to root/<path>. All are
+// rendered before any is written, and each is written atomically: nothing is left half-written.
+void render_config(
+    const std::vector<ConfigFile>& files, const NodeConfig& node, const std::vector<std::string>& roles,
+    const std::filesystem::path& templates_dir, const std::filesystem::path& root);
+
+}  // namespace stormnode::roles

@@ -1,0 +1,379 @@
+#include "stormnode/roles/supervisor/daemon.hpp"
+
+#include <stormnode/common/error.hpp>
+#include <stormnode/common/log.hpp>
+#include <stormnode/common/subprocess.hpp>
+#include <stormnode/common/temp_dir.hpp>
+#include <stormnode/roles/catalog.hpp>
+#include <stormnode/roles/supervisor/message_ids.hpp>
+#include <stormnode/roles/supervisor/quorum_guard.hpp>
+#include <stormnode/roles/supervisor/transaction.hpp>
+
+#include <signal.h>
+#include <unistd.h>
+#include <systemd/sd-daemon.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <array>
+#include <set>
+#include <sstream>
+
+namespace stormnode::roles {
+
+struct CatalogHolder {
+    Catalog catalog;
+};
+
+namespace {
+
+std::string joined(const std::vector<std::string>& items) {
+    std::string text;
+    for (const auto& item : items) {
+        text += (text.empty() ? "" : ",") + item;
+    }
+    return text;
+}
+
+struct SavedState {
+    std::vector<std::string> roles;
+    std::vector<std::string> config_roles;
+    std::map<std::string, std::string> invocations;
+};
+
+// The state file is ours alone: a damaged one is ignored (node.yaml stays the source of truth).
+SavedState read_state(const std::filesystem::path& file) {
+    SavedState saved;
+    std::error_code ec;
+    if (!std::filesystem::exists(file, ec)) {
+        return saved;
+    }
+    try {
+        const YAML::Node doc = YAML::LoadFile(file.string());
+        if (doc["roles"]) {
+            saved.roles = doc["roles"].as<std::vector<std::string>>();
+        }
+        if (doc["config_roles"]) {
+            saved.config_roles = doc["config_roles"].as<std::vector<std::string>>();
+        }
+        if (doc["units"]) {
+            saved.invocations = doc["units"].as<std::map<std::string, std::string>>();
+        }
+    } catch (const YAML::Exception&) {
+        return SavedState{};
+    }
+    return saved;
+}
+
+}  // namespace
+
+NodeService::Image booted_image() {
+    NodeService::Image image;
+    std::error_code ec;
+    if (!std::filesystem::exists("/run/ostree-booted", ec)) {
+        return image;
+    }
+    Command command{{"ostree", "admin", "status"}};
+    command.timeout = std::chrono::seconds(10);
+    const auto result = run(command);
+    if (!result.ok()) {
+        return image;
+    }
+    // "* stormnode 3f2a...c1.0\n    Version: 2024.3\n    origin refspec: ..."
+    std::istringstream lines(result.out);
+    std::string line;
+    bool booted = false;
+    while (std::getline(lines, line)) {
+        if (line.rfind("* ", 0) == 0) {
+            std::istringstream words(line.substr(2));
+            std::string osname;
+            std::string deployment;
+            words >> osname >> deployment;
+            image.commit = deployment.substr(0, deployment.rfind('.'));
+            booted = true;
+        } else if (booted && line.find("Version: ") != std::string::npos) {
+            image.version = line.substr(line.find("Version: ") + 9);
+            break;
+        } else if (booted && line.rfind("  ", 0) != 0) {
+            break;
+        }
+    }
+    return image;
+}
+
+Daemon::Daemon(sd_event* event, sd_bus* bus, DaemonOptions options)
+    : bus_(bus), options_(std::move(options)), clock_(event), systemd_(bus), prober_(event) {
+    if (options_.cluster.empty()) {
+        options_.cluster = options_.config.parent_path() / "cluster.yaml";
+    }
+    if (options_.catalog_dir.empty()) {
+        options_.catalog_dir = default_catalog_dir();
+    }
+    if (options_.templates_dir.empty()) {
+        options_.templates_dir = options_.catalog_dir.parent_path() / "templates";
+    }
+    std::error_code ec;
+    if (std::filesystem::exists(options_.config, ec)) {
+        node_ = load_node_config(options_.config, options_.cluster);
+    }
+    config_roles_ = node_.roles;
+    hostname_ = node_.hostname;
+    if (hostname_.empty()) {
+        std::array<char, 256> name{};
+        if (gethostname(name.data(), name.size() - 1) == 0) {
+            hostname_ = name.data();
+        }
+    }
+    options_.supervisor.state_dir = options_.state_dir;
+    catalog_ = std::make_unique<CatalogHolder>(CatalogHolder{load_valid_catalog(options_.catalog_dir)});
+
+    auto renderer = [this](const Plan& plan) {
+        render_config(plan.body.config, node_, plan.roles, options_.templates_dir, options_.config_root);
+    };
+    supervisor_ = std::make_unique<Supervisor>(systemd_, prober_, clock_, options_.supervisor, renderer, this);
+    service_ = std::make_unique<NodeService>(
+        bus_, *supervisor_, [this](const std::vector<std::string>& roles) { return make_plan(roles); },
+        booted_image(),
+        [this](const std::vector<std::string>& old_roles, const std::vector<std::string>& new_roles, bool force) {
+            check_quorum(old_roles, new_roles, force);
+        });
+}
+
+Daemon::~Daemon() = default;
+
+Plan Daemon::make_plan(const std::vector<std::string>& roles) const {
+    const auto& catalog = catalog_->catalog;
+    for (const auto& role : roles) {
+        const Role* found = catalog.find(role);
+        if (found == nullptr || found->kind != RoleKind::role) {
+            throw Error(Errc::invalid_input, "unknown role '" + role + "'");
+        }
+    }
+    Diagnostics diags;
+    validate_combination(catalog, roles, diags);
+    throw_if_errors(diags, "roles " + joined(roles));
+    Plan plan;
+    plan.roles = roles;
+    plan.body = resolve_combination(catalog, roles).body;
+    for (const auto& role : roles) {
+        for (const auto& unit : resolve(catalog, role).body.units) {
+            plan.role_units[role].push_back(unit.name);
+        }
+    }
+    plan.features = node_.features;
+    return plan;
+}
+
+void Daemon::check_quorum(
+    const std::vector<std::string>& old_roles, const std::vector<std::string>& new_roles, bool force) const {
+    std::set<std::string> quorum_roles;
+    for (const auto& [name, role] : catalog_->catalog.roles) {
+        if (role.kind == RoleKind::role && role.cluster.quorum_member) {
+            quorum_roles.insert(name);
+        }
+    }
+    std::optional<std::string> refusal;
+    try {
+        refusal = quorum_refusal(quorum_roles, load_cluster_members(options_.cluster), hostname_, old_roles, new_roles);
+    } catch (const std::exception& e) {
+        // Without a readable members list nothing proves the cluster keeps quorum.
+        for (const auto& role : old_roles) {
+            if (quorum_roles.contains(role.substr(0, role.find(':'))) &&
+                std::find(new_roles.begin(), new_roles.end(), role) == new_roles.end()) {
+                refusal = "leaving " + role + ": cannot read the cluster's members: " + describe(e);
+                break;
+            }
+        }
+    }
+    if (!refusal) {
+        return;
+    }
+    if (force) {
+        log::warning("quorum guard overridden by force: " + *refusal,
+                     {{"STORMNODE_ROLE", joined(new_roles)}, {"STORMNODE_OLD_ROLE", joined(old_roles)}});
+        return;
+    }
+    throw Error(Errc::refused, *refusal + " (force overrides)");
+}
+
+void Daemon::start() {
+    const TransactionLog transactions(options_.state_dir);
+    std::optional<SwitchRecord> interrupted;
+    try {
+        interrupted = transactions.unfinished();
+    } catch (const std::exception& e) {
+        log::warning("ignoring the role switch record: " + describe(e));
+    }
+    if (interrupted) {
+        check_r(sd_bus_request_name(bus_, kNodeBusName, 0), std::string("owning ") + kNodeBusName, Errc::dbus);
+        // The new roles never proved healthy: go back to the old ones.
+        log::warning("the role switch " + joined(interrupted->old_roles) + " -> " + joined(interrupted->new_roles) +
+                         " was interrupted (phase " + interrupted->phase + "); rolling back to " +
+                         (interrupted->old_roles.empty() ? std::string("no roles") : joined(interrupted->old_roles)),
+                     {{"STORMNODE_ROLE", joined(interrupted->new_roles)},
+                      {"STORMNODE_OLD_ROLE", joined(interrupted->old_roles)}});
+        previous_invocations_ = read_state(options_.state_dir / "state.yaml").invocations;
+        Plan new_plan;
+        try {
+            new_plan = make_plan(interrupted->new_roles);
+        } catch (const std::exception& e) {
+            log::warning("cannot tell which units the new roles started: " + describe(e));
+        }
+        supervisor_->recover(
+            *interrupted, interrupted->old_roles.empty() ? Plan{} : make_plan(interrupted->old_roles), new_plan);
+        return;
+    }
+    const auto saved = read_state(options_.state_dir / "state.yaml");
+    previous_invocations_ = saved.invocations;
+    // A switch over D-Bus outlives node.yaml only while node.yaml still says what it said then.
+    std::vector<std::string> roles = node_.roles;
+    if (!saved.roles.empty() && saved.config_roles == node_.roles) {
+        roles = saved.roles;
+    }
+    check_r(sd_bus_request_name(bus_, kNodeBusName, 0), std::string("owning ") + kNodeBusName, Errc::dbus);
+    if (roles.empty()) {
+        log::notice("no roles configured; waiting for SetRoles");
+        return;
+    }
+    supervisor_->apply(make_plan(roles));
+}
+
+std::string Daemon::status_line() const {
+    std::string line = std::string(to_string(supervisor_->state()));
+    if (!supervisor_->roles().empty()) {
+        line += ": " + joined(supervisor_->roles());
+    }
+    if (!supervisor_->reason().empty()) {
+        line += " (" + supervisor_->reason() + ")";
+    }
+    return line;
+}
+
+void Daemon::write_state() const {
+    YAML::Emitter out;
+    out << YAML::BeginMap;
+    out << YAML::Key << "roles" << YAML::Value << YAML::Flow << supervisor_->roles();
+    out << YAML::Key << "config_roles" << YAML::Value << YAML::Flow << config_roles_;
+    out << YAML::Key << "state" << YAML::Value << std::string(to_string(supervisor_->state()));
+    out << YAML::Key << "units" << YAML::Value << YAML::BeginMap;
+    for (const auto& [unit, invocation] : supervisor_->invocation_ids()) {
+        out << YAML::Key << unit << YAML::Value << invocation;
+    }
+    out << YAML::EndMap << YAML::EndMap;
+    try {
+        std::filesystem::create_directories(options_.state_dir);
+        write_file_atomic(options_.state_dir / "state.yaml", std::string(out.c_str()) + "\n", 0644);
+    } catch (const std::exception& e) {
+        log::warning("cannot save state: " + describe(e));
+    }
+}
+
+void Daemon::state_changed(RoleState state, const std::string& reason) {
+    const std::string roles = joined(supervisor_->roles());
+    switch (state) {
+        case RoleState::starting:
+            log::info("starting roles " + roles,
+                      {{"MESSAGE_ID", std::string(message_id::kRoleStarting)}, {"STORMNODE_ROLE", roles}});
+            break;
+        case RoleState::healthy:
+            log::notice("roles " + roles + " healthy",
+                        {{"MESSAGE_ID", std::string(message_id::kRoleHealthy)}, {"STORMNODE_ROLE", roles}});
+            break;
+        case RoleState::degraded:
+            log::warning("roles " + roles + " degraded: " + reason,
+                         {{"MESSAGE_ID", std::string(message_id::kRoleDegraded)}, {"STORMNODE_ROLE", roles},
+                          {"STORMNODE_REASON", reason}});
+            break;
+        case RoleState::failed:
+            log::error("roles " + roles + " failed: " + reason,
+                       {{"MESSAGE_ID", std::string(message_id::kRoleFailed)}, {"STORMNODE_ROLE", roles},
+                        {"STORMNODE_REASON", reason}});
+            break;
+        case RoleState::stopped: log::info("no roles running", {{"STORMNODE_ROLE", roles}}); break;
+    }
+    (void)sd_notifyf(0, "STATUS=%s", status_line().c_str());
+    write_state();
+    service_->state_changed();
+}
+
+void Daemon::units_changed() {
+    service_->units_changed();
+}
+
+void Daemon::unit_event(const std::string& unit, std::string_view what, const std::string& detail) {
+    const std::string roles = joined(supervisor_->roles());
+    const std::string text = std::string(what);
+    if (what == "adopted") {
+        const auto it = previous_invocations_.find(unit);
+        const bool same = it != previous_invocations_.end() && it->second == detail;
+        log::info(unit + " adopted, running since before storm-roled started" +
+                      (same ? " (InvocationID unchanged)" : ""),
+                  {{"STORMNODE_ROLE", roles}, {"STORMNODE_UNIT", unit}, {"STORMNODE_INVOCATION_ID", detail}});
+        write_state();
+    } else if (what == "started") {
+        log::info(unit + " started", {{"STORMNODE_ROLE", roles}, {"STORMNODE_UNIT", unit},
+                                      {"STORMNODE_INVOCATION_ID", detail}});
+        write_state();
+    } else if (what == "restarting") {
+        log::notice(unit + " restarting " + detail,
+                    {{"MESSAGE_ID", std::string(message_id::kUnitRestarted)}, {"STORMNODE_ROLE", roles},
+                     {"STORMNODE_UNIT", unit}});
+    } else if (what == "died" || what == "gave-up" || what == "check-failing" || what == "stop-failed") {
+        log::warning(unit + " " + text + ": " + detail, {{"STORMNODE_ROLE", roles}, {"STORMNODE_UNIT", unit}});
+    } else {
+        log::info(unit + " " + text + (detail.empty() ? "" : ": " + detail),
+                  {{"STORMNODE_ROLE", roles}, {"STORMNODE_UNIT", unit}});
+    }
+}
+
+void Daemon::switched(
+    const std::vector<std::string>& old_roles, const std::vector<std::string>& new_roles, const std::string& outcome) {
+    log::notice("role switch " + joined(old_roles) + " -> " + joined(new_roles) + ": " + outcome,
+                {{"MESSAGE_ID", std::string(message_id::kRoleSwitched)}, {"STORMNODE_ROLE", joined(new_roles)},
+                 {"STORMNODE_OLD_ROLE", joined(old_roles)}, {"STORMNODE_OUTCOME", outcome}});
+    write_state();
+    service_->roles_switched(old_roles, new_roles, outcome);
+}
+
+void Daemon::problem(const std::string& what) {
+    log::warning(what, {{"STORMNODE_ROLE", joined(supervisor_->roles())}});
+}
+
+int run_daemon(const DaemonOptions& options) {
+    log::set_identifier("storm-roled");
+    try {
+        sigset_t mask;
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        check_errno(sigprocmask(SIG_BLOCK, &mask, nullptr), "blocking signals");
+        EventLoop event;
+        check_r(sd_event_default(out(event)), "creating the event loop");
+        // No handler: SIGTERM and SIGINT end the loop. Units keep running; the next start adopts them.
+        check_r(sd_event_add_signal(event.get(), nullptr, SIGTERM, nullptr, nullptr), "SIGTERM");
+        check_r(sd_event_add_signal(event.get(), nullptr, SIGINT, nullptr, nullptr), "SIGINT");
+        check_r(sd_event_set_watchdog(event.get(), 1), "watchdog");  // WATCHDOG=1 when WatchdogSec= is set
+        set_callback_error_handler([](const std::string& what) { log::error("internal error: " + what); });
+
+        // Bad input is reported before anything else happens.
+        if (std::error_code ec; std::filesystem::exists(options.config, ec)) {
+            (void)load_node_config(
+                options.config, options.cluster.empty() ? options.config.parent_path() / "cluster.yaml" : options.cluster);
+        }
+        auto bus = open_bus(options.bus, event.get());
+        Daemon daemon(event.get(), bus.get(), options);
+        daemon.start();
+        (void)sd_notifyf(0, "READY=1\nSTATUS=%s", daemon.status_line().c_str());
+        check_r(sd_event_loop(event.get()), "running the event loop");
+        (void)sd_notify(0, "STOPPING=1");
+        return 0;
+    } catch (const Error& e) {
+        log::error(describe(e));
+        return e.code() == Errc::invalid_input ? 2 : 1;
+    } catch (const std::exception& e) {
+        log::error(describe(e));
+        return 1;
+    }
+}
+
+}  // namespace stormnode::roles

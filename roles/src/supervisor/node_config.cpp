@@ -1,0 +1,153 @@
+#include "stormnode/roles/supervisor/node_config.hpp"
+
+#include <stormnode/common/error.hpp>
+#include <stormnode/common/temp_dir.hpp>
+#include <stormnode/common/yaml_diagnostics.hpp>
+
+#include <kainjow/mustache.hpp>
+
+#include <system_error>
+
+namespace stormnode::roles {
+namespace {
+
+namespace mustache = kainjow::mustache;
+
+mustache::data to_data(const YAML::Node& node) {
+    if (node.IsMap()) {
+        mustache::data object{mustache::data::type::object};
+        for (const auto& kv : node) {
+            object.set(kv.first.as<std::string>(), to_data(kv.second));
+        }
+        return object;
+    }
+    if (node.IsSequence()) {
+        mustache::data list{mustache::data::type::list};
+        for (const auto& item : node) {
+            list.push_back(to_data(item));
+        }
+        return list;
+    }
+    if (node.IsScalar()) {
+        return mustache::data{node.Scalar()};
+    }
+    return mustache::data{std::string()};
+}
+
+unsigned parse_mode(const ConfigFile& file) {
+    try {
+        std::size_t used = 0;
+        const unsigned long mode = std::stoul(file.mode, &used, 8);
+        if (used == file.mode.size() && mode <= 07777) {
+            return static_cast<unsigned>(mode);
+        }
+    } catch (const std::exception&) {
+    }
+    throw Error(Errc::invalid_input, "config file '" + file.path + "': mode '" + file.mode + "' is not octal");
+}
+
+}  // namespace
+
+NodeConfig load_node_config(const std::filesystem::path& node_yaml, const std::filesystem::path& cluster_yaml) {
+    Diagnostics diags(node_yaml.string());
+    NodeConfig config;
+    if (auto doc = load_yaml_file(node_yaml, diags); doc && yaml::expect_map(*doc, "node.yaml", diags)) {
+        config.document = *doc;
+        config.roles = yaml::string_list(*doc, "roles", diags);
+        if (!(*doc)["roles"]) {
+            diags.error(*doc, "missing required key 'roles'");
+        }
+        config.hostname = yaml::optional_string(*doc, "hostname", diags).value_or("");
+        config.zone = yaml::optional_string(*doc, "zone", diags).value_or("");
+        for (auto& feature : yaml::string_list(*doc, "features", diags)) {
+            config.features.insert(std::move(feature));
+        }
+        if (const YAML::Node vars = (*doc)["variables"]; vars && yaml::expect_map(vars, "variables", diags)) {
+            for (const auto& kv : vars) {
+                if (!kv.second.IsScalar()) {
+                    diags.error(kv.second, "variable '" + kv.first.as<std::string>() + "' must be a scalar");
+                    continue;
+                }
+                config.variables[kv.first.as<std::string>()] = kv.second.Scalar();
+            }
+        }
+    }
+    throw_if_errors(diags, node_yaml.string());
+
+    std::error_code ec;
+    if (!cluster_yaml.empty() && std::filesystem::exists(cluster_yaml, ec)) {
+        Diagnostics cluster_diags(cluster_yaml.string());
+        if (auto doc = load_yaml_file(cluster_yaml, cluster_diags);
+            doc && yaml::expect_map(*doc, "cluster.yaml", cluster_diags)) {
+            config.cluster = *doc;
+        }
+        throw_if_errors(cluster_diags, cluster_yaml.string());
+    }
+    return config;
+}
+
+std::string render_template(
+    const std::string& text, const std::string& template_name, const NodeConfig& node,
+    const std::vector<std::string>& roles) {
+    mustache::mustache tmpl{text};
+    if (!tmpl.is_valid()) {
+        throw Error(Errc::invalid_input, "template '" + template_name + "': " + tmpl.error_message());
+    }
+    tmpl.set_custom_escape([](const std::string& s) { return s; });  // config files, not HTML
+
+    mustache::data data = node.document && node.document.IsMap() ? to_data(node.document)
+                                                                 : mustache::data{mustache::data::type::object};
+    data.set("hostname", node.hostname);
+    data.set("zone", node.zone);
+    mustache::data role_list{mustache::data::type::list};
+    mustache::data has_role{mustache::data::type::object};
+    for (const auto& role : roles) {
+        role_list.push_back(mustache::data{role});
+        has_role.set(role, mustache::data::type::bool_true);
+    }
+    data.set("roles", role_list);
+    data.set("has_role", has_role);
+    mustache::data variables{mustache::data::type::object};
+    for (const auto& [key, value] : node.variables) {
+        variables.set(key, value);
+    }
+    data.set("variables", variables);
+    data.set("cluster", node.cluster && node.cluster.IsMap() ? to_data(node.cluster)
+                                                             : mustache::data{mustache::data::type::object});
+    std::string rendered = tmpl.render(data);
+    if (!tmpl.is_valid()) {
+        throw Error(Errc::invalid_input, "template '" + template_name + "': " + tmpl.error_message());
+    }
+    return rendered;
+}
+
+void render_config(
+    const std::vector<ConfigFile>& files, const NodeConfig& node, const std::vector<std::string>& roles,
+    const std::filesystem::path& templates_dir, const std::filesystem::path& root) {
+    struct Output {
+        std::filesystem::path path;
+        std::string content;
+        unsigned mode;
+    };
+    std::vector<Output> outputs;
+    for (const auto& file : files) {
+        if (file.template_name.empty()) {
+            continue;
+        }
+        const auto source = templates_dir / file.template_name;
+        std::string text;
+        try {
+            text = read_file(source);
+        } catch (const std::exception&) {
+            std::throw_with_nested(Error(Errc::not_found, "template for '" + file.path + "'"));
+        }
+        const auto relative = std::filesystem::path(file.path).relative_path();
+        outputs.push_back({root / relative, render_template(text, file.template_name, node, roles), parse_mode(file)});
+    }
+    for (const auto& out : outputs) {
+        std::filesystem::create_directories(out.path.parent_path());
+        write_file_atomic(out.path, out.content, out.mode);
+    }
+}
+
+}  // namespace stormnode::roles

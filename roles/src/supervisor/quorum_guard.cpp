@@ -1,0 +1,119 @@
+#include "stormnode/roles/supervisor/quorum_guard.hpp"
+
+#include <stormnode/common/error.hpp>
+
+#include <algorithm>
+
+namespace stormnode::roles {
+namespace {
+
+std::string base_name(const std::string& role) {  // "db:galera" -> "db"
+    return role.substr(0, role.find(':'));
+}
+
+bool carries(const std::vector<std::string>& roles, const std::string& role) {
+    return std::any_of(
+        roles.begin(), roles.end(), [&](const std::string& r) { return base_name(r) == role; });
+}
+
+// A member's vote for a role's quorum: it carries the role, or (for db) it is the quorum device.
+bool votes_for(const std::vector<std::string>& roles, const std::string& role) {
+    return carries(roles, role) || (role == "db" && carries(roles, "quorum"));
+}
+
+}  // namespace
+
+ClusterMembers parse_cluster_members(const YAML::Node& doc, Diagnostics& diags) {
+    ClusterMembers cluster;
+    cluster.present = true;
+    cluster.file = diags.file();
+    if (!yaml::expect_map(doc, "cluster.yaml", diags)) {
+        return cluster;
+    }
+    const YAML::Node members = doc["members"];
+    if (!members) {
+        return cluster;
+    }
+    if (!yaml::expect_sequence(members, "members", diags)) {
+        return cluster;
+    }
+    std::set<std::string> seen;
+    for (const auto& entry : members) {
+        if (!yaml::expect_map(entry, "a member", diags)) {
+            continue;
+        }
+        yaml::reject_unknown_keys(entry, {"hostname", "roles"}, diags);
+        ClusterMember member;
+        member.hostname = yaml::require_string(entry, "hostname", diags).value_or("");
+        if (!entry["roles"]) {
+            diags.error(entry, "missing required key 'roles'");
+        }
+        member.roles = yaml::string_list(entry, "roles", diags);
+        if (!member.hostname.empty() && !seen.insert(member.hostname).second) {
+            diags.error(entry["hostname"], "member '" + member.hostname + "' is listed twice");
+        }
+        cluster.members.push_back(std::move(member));
+    }
+    return cluster;
+}
+
+ClusterMembers load_cluster_members(const std::filesystem::path& cluster_yaml) {
+    std::error_code ec;
+    if (cluster_yaml.empty() || !std::filesystem::exists(cluster_yaml, ec)) {
+        return ClusterMembers{};
+    }
+    Diagnostics diags(cluster_yaml.string());
+    ClusterMembers cluster;
+    if (const auto doc = load_yaml_file(cluster_yaml, diags)) {
+        cluster = parse_cluster_members(*doc, diags);
+    }
+    throw_if_errors(diags, cluster_yaml.string());
+    cluster.present = true;
+    return cluster;
+}
+
+std::optional<std::string> quorum_refusal(
+    const std::set<std::string>& quorum_roles,
+    const ClusterMembers& cluster,
+    const std::string& hostname,
+    const std::vector<std::string>& old_roles,
+    const std::vector<std::string>& new_roles) {
+    std::vector<std::string> leaving;
+    for (const auto& role : quorum_roles) {
+        if (carries(old_roles, role) && !carries(new_roles, role)) {
+            leaving.push_back(role);
+        }
+    }
+    if (leaving.empty()) {
+        return std::nullopt;
+    }
+    if (!cluster.present) {
+        return "leaving " + leaving.front() + ": no cluster.yaml: cannot prove the cluster keeps quorum";
+    }
+    // The others as cluster.yaml lists them; this node as it is now and as it would be.
+    std::vector<const std::vector<std::string>*> others;
+    for (const auto& member : cluster.members) {
+        if (member.hostname != hostname) {
+            others.push_back(&member.roles);
+        }
+    }
+    for (const auto& role : leaving) {
+        int now = votes_for(old_roles, role) ? 1 : 0;
+        int after = votes_for(new_roles, role) ? 1 : 0;
+        for (const auto* roles : others) {
+            const int vote = votes_for(*roles, role) ? 1 : 0;
+            now += vote;
+            after += vote;
+        }
+        if (2 * after <= now) {
+            const std::string counted =
+                role == "db" ? " votes (db and quorum members" : " " + role + " members (";
+            return "leaving " + role + " would leave " + std::to_string(after) + " of " +
+                   std::to_string(now) + counted + (role == "db" ? ", " : "") + "per " + cluster.file +
+                   "): the cluster would lose quorum";
+        }
+    }
+    return std::nullopt;
+}
+
+}  // namespace stormnode::roles

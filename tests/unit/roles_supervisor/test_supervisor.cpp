@@ -1,0 +1,346 @@
+#include "fakes.hpp"
+
+#include <stormnode/roles/supervisor/supervisor.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+
+using namespace stormnode::roles;
+using namespace stormnode::roles::testing;
+using namespace std::chrono_literals;
+
+namespace {
+
+Unit unit(const std::string& name, int port = 0) {
+    Unit u;
+    u.name = name;
+    if (port != 0) {
+        Check c;
+        c.kind = CheckKind::tcp;
+        c.port = port;
+        c.interval = 10s;
+        c.timeout = 1s;
+        u.checks.push_back(c);
+    }
+    return u;
+}
+
+Plan plan_of(const std::string& role, std::vector<Unit> units, std::vector<std::vector<std::string>> tiers) {
+    Plan plan;
+    plan.roles = {role};
+    for (const auto& u : units) {
+        plan.role_units[role].push_back(u.name);
+    }
+    plan.body.units = std::move(units);
+    plan.body.tiers = std::move(tiers);
+    return plan;
+}
+
+struct Recorder final : SupervisorObserver {
+    std::vector<std::string> states;
+    std::vector<std::string> events;
+    std::vector<std::string> switches;
+    void state_changed(RoleState s, const std::string& reason) override {
+        states.push_back(std::string(to_string(s)) + (reason.empty() ? "" : ": " + reason));
+    }
+    void unit_event(const std::string& u, std::string_view what, const std::string&) override {
+        events.push_back(std::string(what) + " " + u);
+    }
+    void switched(const std::vector<std::string>& o, const std::vector<std::string>& n, const std::string& outcome) override {
+        switches.push_back((o.empty() ? "-" : o.front()) + "->" + (n.empty() ? "-" : n.front()) + " " + outcome);
+    }
+};
+
+struct Fixture {
+    FakeClock clock;
+    FakeSystemd systemd;
+    FakeProber prober{clock};
+    Recorder recorder;
+    SupervisorOptions options = [] {
+        SupervisorOptions o;
+        o.seed = 42;
+        o.tier_deadline = 30s;
+        return o;
+    }();
+    std::unique_ptr<Supervisor> supervisor;
+
+    Supervisor& make() {
+        supervisor = std::make_unique<Supervisor>(systemd, prober, clock, options, Supervisor::Renderer{}, &recorder);
+        return *supervisor;
+    }
+    [[nodiscard]] std::size_t index_of(const std::string& call) const {
+        const auto it = std::find(systemd.calls.begin(), systemd.calls.end(), call);
+        return static_cast<std::size_t>(it - systemd.calls.begin());
+    }
+    [[nodiscard]] bool called(const std::string& call) const { return index_of(call) < systemd.calls.size(); }
+};
+
+}  // namespace
+
+TEST_CASE("a tier starts only when every check of the previous tier passes", "[supervisor][unit]") {
+    Fixture f;
+    auto& s = f.make();
+    f.prober.healthy["5672"] = false;
+    s.apply(plan_of("controller", {unit("rabbitmq-server.service", 5672), unit("keystone.service", 5000)},
+                    {{"rabbitmq-server.service"}, {"keystone.service"}}));
+    f.clock.advance(5s);
+    CHECK(f.called("start rabbitmq-server.service"));
+    CHECK_FALSE(f.called("start keystone.service"));
+    CHECK(s.state() == RoleState::starting);
+    CHECK(s.units()[0].check_state == "failing");
+
+    f.prober.healthy["5672"] = true;
+    f.clock.advance(2s);
+    CHECK(f.called("start keystone.service"));
+    CHECK(f.index_of("start rabbitmq-server.service") < f.index_of("start keystone.service"));
+    f.clock.advance(1s);
+    CHECK(s.state() == RoleState::healthy);
+    CHECK(f.recorder.states == std::vector<std::string>{"starting", "healthy"});
+}
+
+TEST_CASE("units are unmasked and enabled for this boot, and keep_disabled units masked, before tier 1", "[supervisor][unit]") {
+    Fixture f;
+    auto& s = f.make();
+    auto plan = plan_of("quorum", {unit("corosync-qnetd.service")}, {{"corosync-qnetd.service"}});
+    plan.body.keep_disabled = {"corosync.service"};
+    s.apply(plan);
+    f.clock.run_due();
+    CHECK(f.systemd.calls == std::vector<std::string>{
+        "stop corosync.service", "mask corosync.service", "unmask corosync-qnetd.service",
+        "enable corosync-qnetd.service", "reload", "start corosync-qnetd.service"});
+    CHECK(s.state() == RoleState::healthy);
+}
+
+TEST_CASE("a tier whose checks never pass fails the role at its deadline, naming unit and check", "[supervisor][unit]") {
+    Fixture f;
+    auto& s = f.make();
+    f.prober.healthy["3306"] = false;
+    s.apply(plan_of("db", {unit("mariadb.service", 3306), unit("memcached.service")},
+                    {{"mariadb.service"}, {"memcached.service"}}));
+    f.clock.advance(29s);
+    CHECK(s.state() == RoleState::starting);
+    f.clock.advance(2s);
+    REQUIRE(s.state() == RoleState::failed);
+    CHECK(s.reason() == "tier 1 not healthy within 30 s: mariadb.service: check tcp 127.0.0.1:3306 failing: connection refused");
+    CHECK_FALSE(f.called("start memcached.service"));
+}
+
+TEST_CASE("a dying unit is restarted with exponential backoff and the role fails after N failures", "[supervisor][unit]") {
+    Fixture f;
+    f.options.max_failures = 4;
+    auto& s = f.make();
+    s.apply(plan_of("quorum", {unit("corosync-qnetd.service")}, {{"corosync-qnetd.service"}}));
+    f.clock.run_due();
+    REQUIRE(s.state() == RoleState::healthy);
+
+    f.systemd.script["corosync-qnetd.service"] = JobResult::failed;  // every restart fails from now on
+    f.systemd.set_state("corosync-qnetd.service", "failed", "signal");
+    CHECK(s.state() == RoleState::degraded);
+    // Restarts at +1 s, then +2 s, then +4 s; the fourth failure gives up.
+    f.clock.advance(999ms);
+    CHECK(f.systemd.count("restart corosync-qnetd.service") == 0);
+    f.clock.advance(1ms);
+    CHECK(f.systemd.count("restart corosync-qnetd.service") == 1);
+    f.clock.advance(1999ms);
+    CHECK(f.systemd.count("restart corosync-qnetd.service") == 1);
+    f.clock.advance(1ms);
+    CHECK(f.systemd.count("restart corosync-qnetd.service") == 2);
+    f.clock.advance(4s);
+    CHECK(f.systemd.count("restart corosync-qnetd.service") == 3);
+    REQUIRE(s.state() == RoleState::failed);
+    CHECK(s.reason() == "unit corosync-qnetd.service failed 4 times within 300 s, last: start job failed");
+    CHECK(s.units()[0].check_state == "gave-up");
+    CHECK(s.units()[0].restarts == 3);
+    // Nothing left to wake up for: a crash loop ends in silence, not in spinning.
+    CHECK(f.clock.pending() == 0);
+    f.clock.advance(1h);
+    CHECK(f.systemd.count("restart corosync-qnetd.service") == 3);
+}
+
+TEST_CASE("backoff doubles up to its cap", "[supervisor][unit]") {
+    Fixture f;
+    f.options.max_failures = 100;
+    f.options.backoff_max = 8s;
+    f.options.failure_window = 24h;
+    auto& s = f.make();
+    s.apply(plan_of("r", {unit("a.service")}, {{"a.service"}}));
+    f.clock.run_due();
+    f.systemd.script["a.service"] = JobResult::failed;
+    f.systemd.set_state("a.service", "failed");
+    std::vector<long> gaps;
+    auto last = f.clock.now();
+    for (int i = 0; i < 6; ++i) {
+        const int before = f.systemd.count("restart a.service");
+        while (f.systemd.count("restart a.service") == before) {
+            f.clock.advance(1ms);
+        }
+        gaps.push_back(static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(f.clock.now() - last).count()));
+        last = f.clock.now();
+    }
+    CHECK(gaps == std::vector<long>{1000, 2000, 4000, 8000, 8000, 8000});
+    CHECK(s.state() == RoleState::degraded);
+}
+
+TEST_CASE("a killed unit is restarted and the role goes degraded, then healthy again", "[supervisor][unit]") {
+    Fixture f;
+    auto& s = f.make();
+    s.apply(plan_of("quorum", {unit("corosync-qnetd.service", 5403)}, {{"corosync-qnetd.service"}}));
+    f.clock.advance(1s);
+    REQUIRE(s.state() == RoleState::healthy);
+    f.systemd.set_state("corosync-qnetd.service", "failed", "signal");
+    CHECK(s.state() == RoleState::degraded);
+    CHECK(s.reason() == "corosync-qnetd.service: failed (signal)");
+    f.clock.advance(1s);
+    CHECK(f.systemd.count("restart corosync-qnetd.service") == 1);
+    f.clock.advance(10ms);
+    CHECK(s.state() == RoleState::healthy);
+    CHECK(f.recorder.states == std::vector<std::string>{
+        "starting", "healthy", "degraded: corosync-qnetd.service: failed (signal)", "healthy"});
+}
+
+TEST_CASE("a check that fails after passing restarts its unit after the configured count", "[supervisor][unit]") {
+    Fixture f;
+    f.options.probe_jitter = 0;
+    auto& s = f.make();
+    s.apply(plan_of("controller", {unit("keystone.service", 5000)}, {{"keystone.service"}}));
+    f.clock.advance(1s);
+    REQUIRE(s.state() == RoleState::healthy);
+    f.prober.healthy["5000"] = false;
+    f.clock.advance(10500ms);  // probe at 10 s fails: degraded, retried every second
+    CHECK(s.state() == RoleState::degraded);
+    CHECK(s.units()[0].check_state == "failing");
+    f.clock.advance(1s);  // third failure at 12 s: restart after its 1 s backoff
+    CHECK(f.systemd.count("restart keystone.service") == 0);
+    CHECK(s.units()[0].check_state == "waiting");
+    f.prober.healthy["5000"] = true;
+    f.clock.advance(1s);
+    CHECK(f.systemd.count("restart keystone.service") == 1);
+    f.clock.advance(10ms);
+    CHECK(s.state() == RoleState::healthy);
+}
+
+TEST_CASE("a degraded-if-down unit that gives up leaves the role degraded, not failed", "[supervisor][unit]") {
+    Fixture f;
+    f.options.max_failures = 1;
+    auto& s = f.make();
+    auto plan = plan_of("compute", {unit("nova-compute.service"), unit("ceilometer-agent-compute.service")},
+                        {{"nova-compute.service", "ceilometer-agent-compute.service"}});
+    plan.body.required = {"nova-compute.service"};
+    plan.body.degraded_if_down = {"ceilometer-agent-compute.service"};
+    s.apply(plan);
+    f.clock.run_due();
+    REQUIRE(s.state() == RoleState::healthy);
+    f.systemd.set_state("ceilometer-agent-compute.service", "failed", "exit-code");
+    CHECK(s.state() == RoleState::degraded);
+    f.clock.advance(1h);
+    CHECK(s.state() == RoleState::degraded);
+    f.systemd.set_state("nova-compute.service", "failed", "exit-code");
+    CHECK(s.state() == RoleState::failed);
+}
+
+TEST_CASE("a unit systemd does not know fails the role at once", "[supervisor][unit]") {
+    Fixture f;
+    auto& s = f.make();
+    f.systemd.script["nosuch.service"] = JobResult::rejected;
+    s.apply(plan_of("r", {unit("nosuch.service")}, {{"nosuch.service"}}));
+    f.clock.run_due();
+    REQUIRE(s.state() == RoleState::failed);
+    CHECK(s.reason() == "unit nosuch.service: start job rejected: Unit nosuch.service not found.");
+    CHECK(f.systemd.count("restart nosuch.service") == 0);
+}
+
+TEST_CASE("active units are adopted: not restarted, same InvocationID", "[supervisor][unit]") {
+    Fixture f;
+    f.systemd.set_state("corosync-qnetd.service", "active");
+    const auto before = f.systemd.states["corosync-qnetd.service"].invocation_id;
+    auto& s = f.make();
+    s.apply(plan_of("quorum", {unit("corosync-qnetd.service")}, {{"corosync-qnetd.service"}}));
+    f.clock.run_due();
+    CHECK(s.state() == RoleState::healthy);
+    CHECK(f.systemd.count("restart corosync-qnetd.service") == 0);
+    CHECK(f.systemd.states["corosync-qnetd.service"].invocation_id == before);
+    CHECK(std::count(f.recorder.events.begin(), f.recorder.events.end(), "adopted corosync-qnetd.service") == 1);
+    CHECK(s.invocation_ids() == std::map<std::string, std::string>{{"corosync-qnetd.service", before}});
+}
+
+TEST_CASE("roles applied together start a shared unit once, and switching keeps it running", "[supervisor][unit]") {
+    Fixture f;
+    auto& s = f.make();
+    Plan one = plan_of("controller", {unit("memcached.service"), unit("keystone.service")},
+                       {{"memcached.service"}, {"keystone.service"}});
+    s.apply(one);
+    f.clock.run_due();
+    REQUIRE(s.state() == RoleState::healthy);
+
+    Plan both = one;
+    both.roles = {"controller", "monitor"};
+    both.body.units.push_back(unit("prometheus.service"));
+    both.body.tiers[1].push_back("prometheus.service");
+    both.role_units["monitor"] = {"memcached.service", "prometheus.service"};
+    s.switch_to(both);
+    f.clock.run_due();
+    CHECK(s.state() == RoleState::healthy);
+    CHECK(f.systemd.count("start memcached.service") == 2);      // the second is a no-op job on an active unit
+    CHECK(f.systemd.count("restart memcached.service") == 0);
+    CHECK(f.systemd.count("stop memcached.service") == 0);
+    CHECK(f.systemd.count("start prometheus.service") == 1);
+    CHECK(f.recorder.switches == std::vector<std::string>{"controller->controller switched"});
+    CHECK(s.roles() == std::vector<std::string>{"controller", "monitor"});
+    CHECK(s.units("monitor").size() == 2);
+}
+
+TEST_CASE("a switch to a role that does not come up rolls back to the old one", "[supervisor][unit]") {
+    Fixture f;
+    f.options.max_failures = 2;
+    auto& s = f.make();
+    s.apply(plan_of("quorum", {unit("corosync-qnetd.service")}, {{"corosync-qnetd.service"}}));
+    f.clock.run_due();
+    REQUIRE(s.state() == RoleState::healthy);
+
+    f.systemd.script["broken.service"] = JobResult::failed;
+    s.switch_to(plan_of("broken", {unit("broken.service")}, {{"broken.service"}}));
+    f.clock.run_due();
+    CHECK(f.called("stop corosync-qnetd.service"));
+    f.clock.advance(10s);
+    CHECK(f.recorder.switches == std::vector<std::string>{"quorum->broken rolled-back"});
+    CHECK(s.roles() == std::vector<std::string>{"quorum"});
+    CHECK(s.state() == RoleState::healthy);
+    CHECK(f.index_of("stop broken.service") < f.systemd.calls.size());
+    CHECK(f.systemd.states["corosync-qnetd.service"].active_state == "active");
+    CHECK_FALSE(s.switching());
+}
+
+TEST_CASE("RestartRole restarts that role's units only, in tier order", "[supervisor][unit]") {
+    Fixture f;
+    auto& s = f.make();
+    Plan plan = plan_of("controller", {unit("a.service"), unit("b.service"), unit("c.service")},
+                        {{"a.service"}, {"b.service", "c.service"}});
+    plan.roles.push_back("other");
+    plan.role_units["controller"] = {"a.service", "b.service"};
+    plan.role_units["other"] = {"c.service"};
+    s.apply(plan);
+    f.clock.run_due();
+    REQUIRE(s.state() == RoleState::healthy);
+    s.restart_role("controller");
+    f.clock.run_due();
+    CHECK(f.systemd.count("restart a.service") == 1);
+    CHECK(f.systemd.count("restart b.service") == 1);
+    CHECK(f.systemd.count("restart c.service") == 0);
+    CHECK(f.index_of("restart a.service") < f.index_of("restart b.service"));
+    CHECK(s.state() == RoleState::healthy);
+    CHECK_THROWS_AS(s.restart_role("compute"), stormnode::Error);
+}
+
+TEST_CASE("a renderer failure fails the role before any unit starts", "[supervisor][unit]") {
+    Fixture f;
+    f.supervisor = std::make_unique<Supervisor>(
+        f.systemd, f.prober, f.clock, f.options,
+        [](const Plan&) { throw stormnode::Error(stormnode::Errc::invalid_input, "template 'x.conf': bad"); },
+        &f.recorder);
+    f.supervisor->apply(plan_of("r", {unit("a.service")}, {{"a.service"}}));
+    f.clock.run_due();
+    CHECK(f.supervisor->state() == RoleState::failed);
+    CHECK(f.supervisor->reason() == "rendering configuration: template 'x.conf': bad");
+    CHECK_FALSE(f.called("start a.service"));
+}
