@@ -1,0 +1,25 @@
+// stormnode-test-rootfs: builds (once) and unpacks the cached test rootfs; prints where it is.
+// The ctest fixture integration.rootfs runs it so the container tests share one build.
+#include <stormnode/common/error.hpp>
+#include <stormnode/test/nspawn_container.hpp>
+#include <stormnode/test/rootfs_cache.hpp>
+
+#include <cstdio>
+
+int main() {
+    if (const auto reason = stormnode::test::container_tier_unavailable()) {
+        std::fprintf(stderr, "skipped: %s\n", reason->c_str());
+        return 77;
+    }
+    try {
+        const auto rootfs = stormnode::test::default_test_rootfs();
+        std::printf(
+            "rootfs %s (key %s): %s in %lld ms, unpacked in %lld ms\n", rootfs.tree.c_str(), rootfs.key.c_str(),
+            rootfs.built ? "built" : "cached", static_cast<long long>(rootfs.build_time.count()),
+            static_cast<long long>(rootfs.unpack_time.count()));
+        return 0;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "stormnode-test-rootfs: %s\n", stormnode::describe(e).c_str());
+        return 1;
+    }
+}
