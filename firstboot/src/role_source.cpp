@@ -1,0 +1,210 @@
+#include "stormnode/firstboot/role_source.hpp"
+
+#include <stormnode/common/error.hpp>
+
+#include <algorithm>
+#include <cctype>
+
+namespace stormnode::firstboot {
+namespace {
+
+std::vector<std::string> split_cmdline(std::string_view text) {
+    std::vector<std::string> args;
+    std::string current;
+    bool quoted = false;
+    bool in_arg = false;
+    for (const char c : text) {
+        if (c == '"') {
+            quoted = !quoted;
+            in_arg = true;
+            continue;
+        }
+        if (!quoted && std::isspace(static_cast<unsigned char>(c)) != 0) {
+            if (in_arg) {
+                args.push_back(std::move(current));
+                current.clear();
+                in_arg = false;
+            }
+            continue;
+        }
+        current += c;
+        in_arg = true;
+    }
+    if (in_arg) {
+        args.push_back(std::move(current));
+    }
+    return args;
+}
+
+// The inventory entry's fields over node.yaml's: what the rack's inventory says wins, what it
+// leaves out stays.
+void overlay(NodeFile& base, const NodeFile& entry) {
+    base.roles = entry.roles;
+    base.variants = entry.variants;
+    if (!entry.hostname.empty()) {
+        base.hostname = entry.hostname;
+    }
+    if (!entry.zone.empty()) {
+        base.zone = entry.zone;
+    }
+    if (entry.network) {
+        base.network = entry.network;
+    }
+    if (!entry.features.empty()) {
+        base.features = entry.features;
+    }
+    for (const auto& [key, value] : entry.variables) {
+        base.variables[key] = value;
+    }
+}
+
+}  // namespace
+
+std::string_view to_string(RoleSource source) {
+    switch (source) {
+        case RoleSource::kernel_cmdline:
+            return "kernel-cmdline";
+        case RoleSource::node_file:
+            return "node.yaml";
+        case RoleSource::inventory:
+            return "inventory";
+        case RoleSource::none:
+            break;
+    }
+    return "none";
+}
+
+KernelArgs parse_kernel_cmdline(std::string_view cmdline) {
+    KernelArgs args;
+    for (const auto& arg : split_cmdline(cmdline)) {
+        const auto eq = arg.find('=');
+        if (eq == std::string::npos) {
+            continue;
+        }
+        const auto key = arg.substr(0, eq);
+        auto value = arg.substr(eq + 1);
+        if (key == "stormnode.role") {
+            args.roles = value.empty() ? std::nullopt : std::optional<std::string>(std::move(value));
+        } else if (key == "stormnode.inventory") {
+            args.inventory = value.empty() ? std::nullopt : std::optional<std::string>(std::move(value));
+        }
+    }
+    return args;
+}
+
+void apply_role_arg(const std::string& value, const roles::Catalog& catalog, NodeFile& node) {
+    // Checked with the same code as node.yaml, on a document made from the argument.
+    YAML::Node doc(YAML::NodeType::Map);
+    YAML::Node list(YAML::NodeType::Sequence);
+    YAML::Node variants(YAML::NodeType::Map);
+    std::size_t start = 0;
+    while (start <= value.size()) {
+        const auto comma = std::min(value.find(',', start), value.size());
+        const auto spec = value.substr(start, comma - start);
+        const auto colon = spec.find(':');
+        const auto name = spec.substr(0, colon);
+        list.push_back(name);
+        if (colon != std::string::npos) {
+            variants[name] = spec.substr(colon + 1);
+        }
+        start = comma + 1;
+    }
+    doc["roles"] = list;
+    if (variants.size() > 0) {
+        doc["variants"] = variants;
+    }
+    Diagnostics diags("stormnode.role=" + value);
+    const NodeFile parsed = parse_node_fields(doc, &catalog, diags);
+    if (!diags.ok()) {
+        std::string problems;
+        for (const auto& d : diags.items()) {
+            problems += problems.empty() ? d.message : "; " + d.message;
+        }
+        throw Error(Errc::invalid_input, "kernel argument stormnode.role=" + value + ": " + problems);
+    }
+    node.roles = parsed.roles;
+    node.variants = parsed.variants;
+}
+
+std::optional<std::map<std::string, NodeFile>> parse_inventory(
+    const std::string& text, const std::string& source, const roles::Catalog& catalog, Diagnostics& diags) {
+    Diagnostics local(source);
+    std::map<std::string, NodeFile> entries;
+    const auto doc = load_yaml_string(text, local);
+    if (doc && yaml::expect_map(*doc, "the inventory (MAC: node settings)", local)) {
+        for (const auto& kv : *doc) {
+            const auto& mac = kv.first.Scalar();
+            if (!valid_mac(mac)) {
+                local.error(
+                    kv.first,
+                    "inventory keys must be MAC addresses like 52:54:00:12:34:56, not '" + mac + "'");
+                continue;
+            }
+            if (!yaml::expect_map(kv.second, "the entry for " + mac, local)) {
+                continue;
+            }
+            yaml::reject_unknown_keys(kv.second, node_field_keys(), local);
+            NodeFile entry = parse_node_fields(kv.second, &catalog, local);
+            if (!entries.emplace(normalize_mac(mac), std::move(entry)).second) {
+                local.error(kv.first, "MAC " + mac + " is listed twice");
+            }
+        }
+    }
+    diags.append(local);
+    if (!local.ok()) {
+        return std::nullopt;
+    }
+    return entries;
+}
+
+Assignment choose_role_source(const SourceInputs& inputs, const roles::Catalog& catalog, Fetcher& fetcher) {
+    const KernelArgs args = parse_kernel_cmdline(inputs.cmdline);
+    Assignment result;
+    result.node = inputs.node_file.value_or(NodeFile{});
+
+    if (args.roles) {
+        apply_role_arg(*args.roles, catalog, result.node);
+        result.source = RoleSource::kernel_cmdline;
+        result.origin = "kernel command line (stormnode.role=" + *args.roles + ")";
+        result.write_node_file = !inputs.node_file || inputs.node_file->roles != result.node.roles ||
+                                 inputs.node_file->variants != result.node.variants;
+        return result;
+    }
+    if (inputs.node_file && !inputs.node_file->roles.empty()) {
+        result.source = RoleSource::node_file;
+        result.origin = std::string(kNodeFilePath);
+        return result;
+    }
+    if (args.inventory) {
+        const std::string& url = *args.inventory;
+        std::string body;
+        try {
+            body = fetcher.fetch(url);
+        } catch (const Error&) {
+            std::throw_with_nested(
+                Error(Errc::io, "fetching the inventory (stormnode.inventory=" + url + ")"));
+        }
+        Diagnostics diags(url);
+        const auto inventory = parse_inventory(body, url, catalog, diags);
+        throw_if_errors(diags, "the inventory " + url);
+        for (const auto& mac : inputs.macs) {
+            const auto it = inventory->find(normalize_mac(mac));
+            if (it == inventory->end()) {
+                continue;
+            }
+            overlay(result.node, it->second);
+            if (result.node.roles.empty()) {
+                break;  // listed, but without a role yet: the console decides
+            }
+            result.source = RoleSource::inventory;
+            result.origin = url + " (entry " + it->first + ")";
+            result.write_node_file = true;
+            return result;
+        }
+        result.origin = "no role for this node's MACs in " + url;
+        return result;
+    }
+    return result;
+}
+
+}  // namespace stormnode::firstboot
