@@ -3,7 +3,7 @@
 #include <stormnode/roles/supervisor/node_api.hpp>
 
 #include <cstdlib>
-#include <cstring>
+#include <system_error>
 
 namespace stormnode::roles {
 namespace {
@@ -35,7 +35,7 @@ std::string joined(const std::vector<std::string>& items) {
 // One place that says what a failed call means to an operator.
 [[noreturn]] void throw_call_error(int r, const sd_bus_error& error, const std::string& what) {
     const std::string name = error.name != nullptr ? error.name : "";
-    const std::string message = error.message != nullptr ? error.message : std::strerror(-r);
+    const std::string message = error.message != nullptr ? error.message : std::system_category().message(-r);
     if (name == SD_BUS_ERROR_SERVICE_UNKNOWN || name == SD_BUS_ERROR_NAME_HAS_NO_OWNER) {
         throw DbusError(
             Errc::io,

@@ -106,11 +106,11 @@ std::optional<std::string> quorum_refusal(
             after += vote;
         }
         if (2 * after <= now) {
-            const std::string counted =
-                role == "db" ? " votes (db and quorum members" : " " + role + " members (";
-            return "leaving " + role + " would leave " + std::to_string(after) + " of " +
-                   std::to_string(now) + counted + (role == "db" ? ", " : "") + "per " + cluster.file +
-                   "): the cluster would lose quorum";
+            std::string why = "leaving " + role + " would leave ";
+            why += std::to_string(after) + " of " + std::to_string(now);
+            why += role == "db" ? " votes (db and quorum members, per " : " " + role + " members (per ";
+            why += cluster.file + "): the cluster would lose quorum";
+            return why;
         }
     }
     return std::nullopt;

@@ -6,6 +6,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <array>
 #include <chrono>
 #include <ctime>
 
@@ -16,9 +17,9 @@ std::string utc_now() {
     const std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
     std::tm tm{};
     gmtime_r(&now, &tm);
-    char text[32];
-    const std::size_t n = std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return std::string(text, n);
+    std::array<char, 32> text{};
+    const std::size_t n = std::strftime(text.data(), text.size(), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return {text.data(), n};
 }
 
 }  // namespace
