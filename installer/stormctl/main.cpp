@@ -1,6 +1,7 @@
 // stormctl: parses the command line and hands over to the areas' subcommands.
 #include <stormnode/common/error.hpp>
 #include <stormnode/common/log.hpp>
+#include <stormnode/image/cli.hpp>
 #include <stormnode/roles/cli.hpp>
 
 #include <CLI/CLI.hpp>
@@ -12,6 +13,7 @@ int main(int argc, char** argv) {
     app.require_subcommand(1);
     int exit_code = 0;
     stormnode::roles::add_role_commands(app, exit_code);
+    stormnode::image::add_image_commands(app, exit_code);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
