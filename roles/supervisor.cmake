@@ -23,8 +23,9 @@ add_library(stormnode_supervisor STATIC
     src/supervisor/sd_event_prober.cpp)
 add_library(stormnode::supervisor ALIAS stormnode_supervisor)
 target_include_directories(stormnode_supervisor PUBLIC include)
+# stormnode::roles for node_file (node.yaml's one parser) behind load_node_config.
 target_link_libraries(stormnode_supervisor
-    PUBLIC stormnode::common
+    PUBLIC stormnode::common stormnode::roles
     PUBLIC PkgConfig::SYSTEMD
     PRIVATE stormnode::warnings)
 

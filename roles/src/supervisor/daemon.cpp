@@ -112,11 +112,12 @@ Daemon::Daemon(sd_event* event, sd_bus* bus, DaemonOptions options)
     if (options_.templates_dir.empty()) {
         options_.templates_dir = options_.catalog_dir.parent_path() / "templates";
     }
+    catalog_ = std::make_unique<CatalogHolder>(CatalogHolder{load_valid_catalog(options_.catalog_dir)});
     std::error_code ec;
     if (std::filesystem::exists(options_.config, ec)) {
-        node_ = load_node_config(options_.config, options_.cluster);
+        node_ = load_node_config(options_.config, options_.cluster, &catalog_->catalog);
     }
-    config_roles_ = node_.roles;
+    config_roles_ = node_.role_specs;
     hostname_ = node_.hostname;
     if (hostname_.empty()) {
         std::array<char, 256> name{};
@@ -125,7 +126,6 @@ Daemon::Daemon(sd_event* event, sd_bus* bus, DaemonOptions options)
         }
     }
     options_.supervisor.state_dir = options_.state_dir;
-    catalog_ = std::make_unique<CatalogHolder>(CatalogHolder{load_valid_catalog(options_.catalog_dir)});
 
     auto renderer = [this](const Plan& plan) {
         render_config(plan.body.config, node_, plan.roles, options_.templates_dir, options_.config_root);
@@ -143,8 +143,14 @@ Daemon::~Daemon() = default;
 
 Plan Daemon::make_plan(const std::vector<std::string>& roles) const {
     const auto& catalog = catalog_->catalog;
+    // Entries are "name" or "name:variant" (node.yaml's variants, or SetRoles).
+    const auto name_of = [](const std::string& spec) { return spec.substr(0, spec.find(':')); };
+    const auto variant_of = [](const std::string& spec) {
+        const auto colon = spec.find(':');
+        return colon == std::string::npos ? std::string() : spec.substr(colon + 1);
+    };
     for (const auto& role : roles) {
-        const Role* found = catalog.find(role);
+        const Role* found = catalog.find(name_of(role));
         if (found == nullptr || found->kind != RoleKind::role) {
             throw Error(Errc::invalid_input, "unknown role '" + role + "'");
         }
@@ -156,7 +162,7 @@ Plan Daemon::make_plan(const std::vector<std::string>& roles) const {
     plan.roles = roles;
     plan.body = resolve_combination(catalog, roles).body;
     for (const auto& role : roles) {
-        for (const auto& unit : resolve(catalog, role).body.units) {
+        for (const auto& unit : resolve(catalog, name_of(role), variant_of(role)).body.units) {
             plan.role_units[role].push_back(unit.name);
         }
     }
@@ -226,8 +232,8 @@ void Daemon::start() {
     const auto saved = read_state(options_.state_dir / "state.yaml");
     previous_invocations_ = saved.invocations;
     // A switch over D-Bus outlives node.yaml only while node.yaml still says what it said then.
-    std::vector<std::string> roles = node_.roles;
-    if (!saved.roles.empty() && saved.config_roles == node_.roles) {
+    std::vector<std::string> roles = node_.role_specs;
+    if (!saved.roles.empty() && saved.config_roles == node_.role_specs) {
         roles = saved.roles;
     }
     check_r(sd_bus_request_name(bus_, kNodeBusName, 0), std::string("owning ") + kNodeBusName, Errc::dbus);
@@ -280,15 +286,24 @@ void Daemon::state_changed(RoleState state, const std::string& reason) {
                         {{"MESSAGE_ID", std::string(message_id::kRoleHealthy)}, {"STORMNODE_ROLE", roles}});
             break;
         case RoleState::degraded:
-            log::warning("roles " + roles + " degraded: " + reason,
-                         {{"MESSAGE_ID", std::string(message_id::kRoleDegraded)}, {"STORMNODE_ROLE", roles},
-                          {"STORMNODE_REASON", reason}});
+        case RoleState::failed: {
+            // log::write takes an initializer_list: one call with STORMNODE_UNIT, one without.
+            const bool failed = state == RoleState::failed;
+            const std::string text = "roles " + roles + (failed ? " failed: " : " degraded: ") + reason;
+            const int priority = failed ? LOG_ERR : LOG_WARNING;
+            const std::string id(failed ? message_id::kRoleFailed : message_id::kRoleDegraded);
+            const std::string& unit = supervisor_->reason_unit();
+            if (unit.empty()) {
+                log::write(priority, text, {{"MESSAGE_ID", id}, {"STORMNODE_ROLE", roles}, {"STORMNODE_REASON", reason}},
+                           std::source_location::current());
+            } else {
+                log::write(priority, text,
+                           {{"MESSAGE_ID", id}, {"STORMNODE_ROLE", roles}, {"STORMNODE_UNIT", unit},
+                            {"STORMNODE_REASON", reason}},
+                           std::source_location::current());
+            }
             break;
-        case RoleState::failed:
-            log::error("roles " + roles + " failed: " + reason,
-                       {{"MESSAGE_ID", std::string(message_id::kRoleFailed)}, {"STORMNODE_ROLE", roles},
-                        {"STORMNODE_REASON", reason}});
-            break;
+        }
         case RoleState::stopped: log::info("no roles running", {{"STORMNODE_ROLE", roles}}); break;
     }
     (void)sd_notifyf(0, "STATUS=%s", status_line().c_str());

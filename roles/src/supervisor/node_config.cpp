@@ -3,6 +3,7 @@
 #include <stormnode/common/error.hpp>
 #include <stormnode/common/temp_dir.hpp>
 #include <stormnode/common/yaml_diagnostics.hpp>
+#include <stormnode/roles/node_file.hpp>
 
 #include <kainjow/mustache.hpp>
 
@@ -48,31 +49,22 @@ unsigned parse_mode(const ConfigFile& file) {
 
 }  // namespace
 
-NodeConfig load_node_config(const std::filesystem::path& node_yaml, const std::filesystem::path& cluster_yaml) {
+NodeConfig load_node_config(
+    const std::filesystem::path& node_yaml, const std::filesystem::path& cluster_yaml, const Catalog* catalog) {
     Diagnostics diags(node_yaml.string());
-    NodeConfig config;
-    if (auto doc = load_yaml_file(node_yaml, diags); doc && yaml::expect_map(*doc, "node.yaml", diags)) {
-        config.document = *doc;
-        config.roles = yaml::string_list(*doc, "roles", diags);
-        if (!(*doc)["roles"]) {
-            diags.error(*doc, "missing required key 'roles'");
-        }
-        config.hostname = yaml::optional_string(*doc, "hostname", diags).value_or("");
-        config.zone = yaml::optional_string(*doc, "zone", diags).value_or("");
-        for (auto& feature : yaml::string_list(*doc, "features", diags)) {
-            config.features.insert(std::move(feature));
-        }
-        if (const YAML::Node vars = (*doc)["variables"]; vars && yaml::expect_map(vars, "variables", diags)) {
-            for (const auto& kv : vars) {
-                if (!kv.second.IsScalar()) {
-                    diags.error(kv.second, "variable '" + kv.first.as<std::string>() + "' must be a scalar");
-                    continue;
-                }
-                config.variables[kv.first.as<std::string>()] = kv.second.Scalar();
-            }
-        }
-    }
+    const auto node = firstboot::read_node_file(node_yaml, catalog, diags);
     throw_if_errors(diags, node_yaml.string());
+    NodeConfig config;
+    if (node) {
+        config.roles = node->roles;
+        config.role_specs = node->role_specs();
+        config.hostname = node->hostname;
+        config.zone = node->zone;
+        config.features.insert(node->features.begin(), node->features.end());
+        config.variables = node->variables;
+        // Templates see node.yaml as written; it parsed above, so this cannot fail.
+        config.document = YAML::LoadFile(node_yaml.string());
+    }
 
     std::error_code ec;
     if (!cluster_yaml.empty() && std::filesystem::exists(cluster_yaml, ec)) {
@@ -104,6 +96,9 @@ std::string render_template(
     for (const auto& role : roles) {
         role_list.push_back(mustache::data{role});
         has_role.set(role, mustache::data::type::bool_true);
+        if (const auto colon = role.find(':'); colon != std::string::npos) {
+            has_role.set(role.substr(0, colon), mustache::data::type::bool_true);
+        }
     }
     data.set("roles", role_list);
     data.set("has_role", has_role);

@@ -287,9 +287,11 @@ void Supervisor::start_tier(std::uint64_t generation, std::size_t tier) {
             return;
         }
         std::string why;
-        if (!tier_ready(tier, &why)) {
+        std::string unit;
+        if (!tier_ready(tier, &why, &unit)) {
             fail("tier " + std::to_string(tier + 1) + " not healthy within " + seconds(options_.tier_deadline) +
-                 ": " + why);
+                     ": " + why,
+                 unit);
         }
     });
     for (const auto& name : tiers_[tier]) {
@@ -341,7 +343,7 @@ void Supervisor::tier_job_done(std::uint64_t /*generation*/, const std::string& 
                 observer_->unit_event(unit, "gave-up", reason);
             }
             if (t.required) {
-                fail("unit " + unit + ": " + reason);
+                fail("unit " + unit + ": " + reason, unit);
             } else {
                 evaluate();
                 units_changed();
@@ -408,7 +410,7 @@ void Supervisor::unit_down(Tracked& t, const std::string& reason) {
             observer_->unit_event(t.spec.name, "gave-up", why);
         }
         if (t.required) {
-            fail(why);
+            fail(why, t.spec.name);
         }
         return;
     }
@@ -546,7 +548,7 @@ void Supervisor::probe_done(const std::string& unit, std::size_t index, const Pr
     units_changed();
 }
 
-bool Supervisor::tier_ready(std::size_t tier, std::string* why) const {
+bool Supervisor::tier_ready(std::size_t tier, std::string* why, std::string* unit) const {
     if (tier >= tiers_.size()) {
         return true;
     }
@@ -575,6 +577,9 @@ bool Supervisor::tier_ready(std::size_t tier, std::string* why) const {
             if (why != nullptr) {
                 *why = name + ": " + problem;
             }
+            if (unit != nullptr) {
+                *unit = name;
+            }
             return false;
         }
     }
@@ -599,6 +604,7 @@ void Supervisor::evaluate() {
         }
     }
     std::string problem;
+    std::string problem_unit;
     for (const auto& tiers : tiers_) {
         for (const auto& name : tiers) {
             const auto& t = *units_.at(name);
@@ -609,6 +615,13 @@ void Supervisor::evaluate() {
                 problem = name + ": " + (state != nullptr ? down_reason(*state) : std::string("unknown state"));
             } else {
                 for (const auto& c : t.checks) {
+                    // A (re)started unit is not healthy until each of its checks has passed once: a
+                    // refused connection while it is still starting up is "pending", not a new failure.
+                    if (!c.ever_passed) {
+                        problem = name + ": check " + describe_check(c.check) + " pending" +
+                                  (c.known ? " (" + c.detail + ")" : "");
+                        break;
+                    }
                     if (c.known && !c.passing) {
                         problem = name + ": check " + describe_check(c.check) + " failing: " + c.detail;
                         break;
@@ -616,6 +629,7 @@ void Supervisor::evaluate() {
                 }
             }
             if (!problem.empty()) {
+                problem_unit = name;
                 break;
             }
         }
@@ -626,14 +640,14 @@ void Supervisor::evaluate() {
     if (plan_.roles.empty() && units_.empty()) {
         set_state(RoleState::stopped, {});
     } else {
-        set_state(problem.empty() ? RoleState::healthy : RoleState::degraded, problem);
+        set_state(problem.empty() ? RoleState::healthy : RoleState::degraded, problem, problem_unit);
     }
     if (switch_ != nullptr && switch_->deferred == nullptr) {
         finish_switch(switch_->rolling_back ? "rolled-back" : "switched");
     }
 }
 
-void Supervisor::fail(const std::string& reason) {
+void Supervisor::fail(const std::string& reason, const std::string& unit) {
     starting_ = false;
     tier_deadline_.reset();
     for (auto& [name, tracked] : units_) {
@@ -642,7 +656,7 @@ void Supervisor::fail(const std::string& reason) {
             tracked->phase = Tracked::Phase::gave_up;
         }
     }
-    set_state(RoleState::failed, reason);
+    set_state(RoleState::failed, reason, unit);
     units_changed();
     if (switch_ == nullptr) {
         return;
@@ -767,13 +781,14 @@ void Supervisor::restart_role(const std::string& role) {
     apply(std::move(plan));
 }
 
-void Supervisor::set_state(RoleState state, const std::string& reason) {
+void Supervisor::set_state(RoleState state, const std::string& reason, const std::string& unit) {
     if (state == state_ && reason == reason_) {
         return;
     }
     const bool changed = state != state_;
     state_ = state;
     reason_ = reason;
+    reason_unit_ = unit;
     if (changed && observer_ != nullptr) {
         observer_->state_changed(state_, reason_);
     }

@@ -166,12 +166,14 @@ TEST_CASE("(b) a SIGKILLed unit is seen, restarted, and the role goes degraded t
     const auto degraded = node.journal({"MESSAGE_ID=208446a13b5040008a69dc14637e56fb", "STORMNODE_ROLE=testsvc"});
     REQUIRE_FALSE(degraded.empty());
     CHECK(degraded.front().at("MESSAGE").find("testsvc-worker.service") != std::string::npos);
+    REQUIRE(degraded.front().count("STORMNODE_UNIT") == 1);
+    CHECK(degraded.front().at("STORMNODE_UNIT") == "testsvc-worker.service");
 }
 
 TEST_CASE("(c) a unit that always fails backs off, the role fails with its reason, and storm-roled stays idle", "[roles][integration]") {
     auto o = options({"testsvc"}, {"crashloop"});
-    // Gives up after 5 failures: with the default backoff (1 s doubling) that is ~15 s.
-    o.roled_arguments = {"--max-failures=5"};
+    // Gives up after 5 failures: with a 0.25 s backoff doubling that is ~4 s (the default 1 s: ~15 s).
+    o.roled_arguments = {"--max-failures=5", "--backoff-initial=0.25"};
     st::RoledNode node(o);
     const pid_t roled = node.roled_pid_on_host();
     const auto cpu_start = st::process_stats(roled).cpu_ticks;
@@ -202,6 +204,8 @@ TEST_CASE("(c) a unit that always fails backs off, the role fails with its reaso
     const auto failures = node.journal({"MESSAGE_ID=9e4418d68d2f4315bdfe22076a079244"});
     REQUIRE_FALSE(failures.empty());
     CHECK(failures.back().at("STORMNODE_ROLE") == "testsvc");
+    REQUIRE(failures.back().count("STORMNODE_UNIT") == 1);
+    CHECK(failures.back().at("STORMNODE_UNIT") == "testsvc-crash.service");
 
     // A crash loop never spins: over the whole loop storm-roled used well under a second of CPU, and
     // once failed it stays quiet (no Node1 signal for 3 s) and uses no CPU to speak of.

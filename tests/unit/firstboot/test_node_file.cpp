@@ -2,7 +2,7 @@
 #include <stormnode/common/error.hpp>
 #include <stormnode/common/temp_dir.hpp>
 #include <stormnode/firstboot/networkd.hpp>
-#include <stormnode/firstboot/node_file.hpp>
+#include <stormnode/roles/node_file.hpp>
 #include <stormnode/roles/supervisor/node_config.hpp>
 
 #include <catch2/catch.hpp>

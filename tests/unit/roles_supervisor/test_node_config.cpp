@@ -24,7 +24,7 @@ NodeConfig node_from(TempDir& dir, const std::string& node, const std::string& c
 TEST_CASE("node.yaml gives roles, hostname, zone, features and variables", "[node_config][unit]") {
     TempDir dir;
     const auto node = node_from(dir, "roles: [controller, monitor]\nhostname: ctl1\nzone: rack-a\n"
-                                     "features: [telemetry]\nvariables: {mtu: 9000}\nnetwork: {ignored: yes}\n");
+                                     "features: [telemetry]\nvariables: {mtu: 9000}\nnetwork: {interface: eno1}\n");
     CHECK(node.roles == std::vector<std::string>{"controller", "monitor"});
     CHECK(node.hostname == "ctl1");
     CHECK(node.zone == "rack-a");
@@ -80,4 +80,19 @@ TEST_CASE("render_config writes every file with its mode, or none on a template 
 
     ConfigFile missing{"/etc/q/x.conf", "nope.conf", "0644", {}};
     CHECK_THROWS_AS(render_config({missing}, node, node.roles, dir.path() / "templates", root), Error);
+}
+
+TEST_CASE("node.yaml's variants become name:variant role specs, as firstboot writes them", "[node_config][unit]") {
+    TempDir dir;
+    const auto node = node_from(dir, "roles: [db, monitor]\nvariants: {db: galera}\nhostname: db1\n");
+    CHECK(node.roles == std::vector<std::string>{"db", "monitor"});
+    CHECK(node.role_specs == std::vector<std::string>{"db:galera", "monitor"});
+    const auto text = render_template("{{#has_role.db}}db{{/has_role.db}}", "t", node, node.role_specs);
+    CHECK(text == "db");
+}
+
+TEST_CASE("node.yaml keys storm-firstboot does not know are refused at file:line:col", "[node_config][unit]") {
+    TempDir dir;
+    CHECK_THROWS_WITH(node_from(dir, "roles: [db]\nhostnam: db1\n"),
+                      Catch::Contains("node.yaml:2:1") && Catch::Contains("hostnam"));
 }

@@ -344,3 +344,32 @@ TEST_CASE("a renderer failure fails the role before any unit starts", "[supervis
     CHECK(f.supervisor->reason() == "rendering configuration: template 'x.conf': bad");
     CHECK_FALSE(f.called("start a.service"));
 }
+
+TEST_CASE("a restarted unit keeps the role degraded until its checks pass again", "[supervisor][unit]") {
+    Fixture f;
+    f.options.probe_jitter = 0;
+    auto& s = f.make();
+    s.apply(plan_of("testsvc", {unit("testsvc-worker.service", 7103)}, {{"testsvc-worker.service"}}));
+    f.clock.advance(1s);
+    REQUIRE(s.state() == RoleState::healthy);
+
+    // SIGKILL of the MainPID; after the restart the service refuses connections for a while.
+    f.prober.healthy["7103"] = false;
+    f.systemd.set_state("testsvc-worker.service", "failed", "signal");
+    REQUIRE(s.state() == RoleState::degraded);
+    f.clock.advance(1s);
+    REQUIRE(f.systemd.count("restart testsvc-worker.service") == 1);
+    CHECK(s.state() == RoleState::degraded);
+    CHECK(s.reason_unit() == "testsvc-worker.service");
+    CHECK(s.units()[0].check_state == "pending");
+    f.clock.advance(10ms);  // the first probe after the restart: refused
+    CHECK(s.state() == RoleState::degraded);
+    CHECK(s.reason() == "testsvc-worker.service: check tcp 127.0.0.1:7103 pending (connection refused)");
+
+    f.prober.healthy["7103"] = true;
+    f.clock.advance(1s);
+    CHECK(s.state() == RoleState::healthy);
+    CHECK(s.reason_unit().empty());
+    CHECK(f.recorder.states == std::vector<std::string>{
+        "starting", "healthy", "degraded: testsvc-worker.service: failed (signal)", "healthy"});
+}

@@ -1,7 +1,7 @@
 // systemd-networkd configuration for the node's network settings.
 #pragma once
 
-#include "stormnode/firstboot/node_file.hpp"
+#include <stormnode/roles/node_file.hpp>
 
 #include <string>
 

@@ -4,7 +4,7 @@
 // "discovered" and waits for the console.
 #pragma once
 
-#include "stormnode/firstboot/node_file.hpp"
+#include <stormnode/roles/node_file.hpp>
 
 #include <stormnode/roles/catalog.hpp>
 

@@ -15,7 +15,7 @@
 #pragma once
 
 #include <stormnode/common/yaml_diagnostics.hpp>
-#include <stormnode/firstboot/node_file.hpp>
+#include <stormnode/roles/node_file.hpp>
 #include <stormnode/roles/catalog.hpp>
 
 #include <cstdint>

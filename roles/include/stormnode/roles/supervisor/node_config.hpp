@@ -15,7 +15,8 @@
 namespace stormnode::roles {
 
 struct NodeConfig {
-    std::vector<std::string> roles;
+    std::vector<std::string> roles;                  // role names, as listed
+    std::vector<std::string> role_specs;             // with their variants: "db:galera", "quorum"
     std::string hostname;
     std::string zone;
     std::set<std::string> features;                  // optional catalog features this node enables
@@ -24,12 +25,15 @@ struct NodeConfig {
     YAML::Node cluster;                              // all of cluster.yaml, null when there is none
 };
 
-// Reads node.yaml (roles, hostname, zone, features, variables; other keys belong to other tools and are
-// left alone) and cluster.yaml when it exists. Throws Error(invalid_input) naming file:line:col.
-NodeConfig load_node_config(const std::filesystem::path& node_yaml, const std::filesystem::path& cluster_yaml);
+// Reads node.yaml with the one node.yaml parser (stormnode/roles/node_file.hpp: what storm-firstboot and
+// the installer write) and cluster.yaml when it exists. With a catalog, role names, variants and their
+// combination are checked too. Throws Error(invalid_input) naming file:line:col.
+NodeConfig load_node_config(
+    const std::filesystem::path& node_yaml, const std::filesystem::path& cluster_yaml,
+    const Catalog* catalog = nullptr);
 
 // Renders one template. Data: node.yaml's keys at the top, plus `hostname`, `zone`, `roles` (a list;
-// `{{#roles}}{{.}}{{/roles}}`), `has_role.<name>`, `variables.<key>` and `cluster.<...>` from cluster.yaml.
+// `{{#roles}}{{.}}{{/roles}}`), `has_role.<name>` (also for "name:variant" entries), `variables.<key>` and `cluster.<...>` from cluster.yaml.
 // Values are not HTML-escaped. Throws Error(invalid_input) naming the template on a syntax error.
 std::string render_template(
     const std::string& text, const std::string& template_name, const NodeConfig& node,

@@ -110,6 +110,8 @@ public:
 
     [[nodiscard]] RoleState state() const noexcept { return state_; }
     [[nodiscard]] const std::string& reason() const noexcept { return reason_; }
+    // The unit reason() is about ("" when it is about none, e.g. a template that does not render).
+    [[nodiscard]] const std::string& reason_unit() const noexcept { return reason_unit_; }
     [[nodiscard]] const std::vector<std::string>& roles() const noexcept { return plan_.roles; }
     [[nodiscard]] bool switching() const noexcept { return switch_ != nullptr; }
     // The units of one role ("" for all), in tier order.
@@ -126,15 +128,15 @@ private:
     void start_tier(std::uint64_t generation, std::size_t tier);
     void tier_job_done(std::uint64_t generation, const std::string& unit, const JobOutcome& outcome);
     void evaluate();
-    [[nodiscard]] bool tier_ready(std::size_t tier, std::string* why) const;
+    [[nodiscard]] bool tier_ready(std::size_t tier, std::string* why, std::string* unit = nullptr) const;
     void unit_down(Tracked& t, const std::string& reason);
     void schedule_restart(Tracked& t);
     void begin_checks(Tracked& t);
     void stop_checks(Tracked& t);
     void schedule_probe(Tracked& t, std::size_t index, bool first);
     void probe_done(const std::string& unit, std::size_t index, const ProbeResult& result);
-    void fail(const std::string& reason);
-    void set_state(RoleState state, const std::string& reason);
+    void fail(const std::string& reason, const std::string& unit = {});
+    void set_state(RoleState state, const std::string& reason, const std::string& unit = {});
     void units_changed();
     void finish_switch(const std::string& outcome);
     void record_phase(std::string_view phase);
@@ -163,6 +165,7 @@ private:
     std::unique_ptr<TransactionLog> transactions_;   // null without a state_dir
     RoleState state_ = RoleState::stopped;
     std::string reason_;
+    std::string reason_unit_;
     std::vector<UnitStatus> last_units_;
     std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // callbacks from the seams check this
 };

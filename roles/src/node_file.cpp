@@ -1,4 +1,4 @@
-#include "stormnode/firstboot/node_file.hpp"
+#include "stormnode/roles/node_file.hpp"
 
 #include <stormnode/common/error.hpp>
 #include <stormnode/common/temp_dir.hpp>

@@ -1,6 +1,8 @@
 // This node's own settings, /etc/stormnode/node.yaml: written by the installer or by storm-firstboot,
 // read by storm-firstboot and storm-roled. The same fields appear in the installer's answer file and
-// in an inventory entry, so their parser is shared (parse_node_fields).
+// in an inventory entry, so their parser is shared (parse_node_fields). It lives in the roles library so
+// that storm-roled reads node.yaml with the very parser storm-firstboot and the installer write it for;
+// the namespace stays stormnode::firstboot, where its users are.
 //
 //   roles: [db, quorum]              # catalog role names; may be empty (the role comes later)
 //   variants: {db: galera}           # optional, per listed role
@@ -76,7 +78,7 @@ std::optional<NodeFile> parse_node_file(
 std::optional<NodeFile> read_node_file(
     const std::filesystem::path& path, const roles::Catalog* catalog, Diagnostics& diags);
 
-// The YAML text of node.yaml, readable by parse_node_file (and by storm-roled's load_node_config).
+// The YAML text of node.yaml, readable by parse_node_file (which storm-roled's load_node_config uses).
 std::string render_node_file(const NodeFile& node);
 // Writes it atomically (0644), creating the directory.
 void write_node_file(const std::filesystem::path& path, const NodeFile& node);
