@@ -288,7 +288,7 @@ GeneratorResult qnetd_nssdb(
     // the root's own copy of it.
     Command cmd;
     if (fs::equivalent(ctx.root, "/")) {
-        cmd.argv = {"corosync-qnetd-certutil", "-i"};
+        cmd.argv = {"corosync-qnetd-certutil", "-i", "-G"};
     } else {
         if (!detail::present(under(ctx.root, "/usr/bin/corosync-qnetd-certutil"))) {
             throw Error(
@@ -296,13 +296,23 @@ GeneratorResult qnetd_nssdb(
                 "corosync-qnetd-certutil is not in " + under(ctx.root, "/usr/bin").string() +
                     " (package corosync-qnetd): cannot create the qnetd CA in " + dir.string());
         }
-        cmd.argv = {"chroot", ctx.root.string(), "corosync-qnetd-certutil", "-i"};
+        cmd.argv = {"chroot", ctx.root.string(), "corosync-qnetd-certutil", "-i", "-G"};
     }
     run_tool(cmd, "corosync-qnetd");
     if (!detail::present(dir / "cert9.db") && !detail::present(dir / "cert8.db")) {
         throw Error(
             Errc::io,
             format_argv(cmd.argv) + " succeeded but left no certificate database in " + dir.string());
+    }
+    // corosync-qnetd runs as its own user: like the package's postinst, give its group the database
+    // files (-G made them group-readable), or it fails with "security library: bad database".
+    if (ctx.set_owner) {
+        for (const char* name : {"cert9.db", "key4.db"}) {
+            const auto file = dir / name;
+            if (detail::present(file)) {
+                check_errno(::lchown(file.c_str(), static_cast<uid_t>(-1), owner.gid), "changing the group of " + file.string());
+            }
+        }
     }
     return result(Outcome::created, "qnetd CA and server certificate", set_attributes(dir, mode, owner, ctx));
 }

@@ -152,5 +152,15 @@ for unit in storm-roled.service storm-firstboot.service; do
     fi
 done
 
+# Boot it: a checkout with /etc made from /usr/etc (as a deployment has it) and a node.yaml for the
+# quorum role, in systemd-nspawn. storm-firstboot must settle the node and storm-roled bring it up.
+ostree checkout --repo="$work/repo" "$ref" "$work/boot"
+cp -a "$work/boot/usr/etc" "$work/boot/etc"
+mkdir -p "$work/boot/etc/stormnode"
+printf 'roles: [quorum]\nhostname: quorum-1\n' >"$work/boot/etc/stormnode/node.yaml"
+check "the checkout boots in systemd-nspawn; storm-firstboot settles it, storm-roled starts corosync-qnetd" \
+    "$bin/tests/integration/image/image-boot-check" "$work/boot" quorum corosync-qnetd.service
+sed 's/^/    /' "$work/check.out"
+
 echo "$((checks - failures)) passed, $failures failed"
 [ "$failures" -eq 0 ]
