@@ -310,7 +310,9 @@ GeneratorResult qnetd_nssdb(
         for (const char* name : {"cert9.db", "key4.db"}) {
             const auto file = dir / name;
             if (detail::present(file)) {
-                check_errno(::lchown(file.c_str(), static_cast<uid_t>(-1), owner.gid), "changing the group of " + file.string());
+                check_errno(
+                    ::lchown(file.c_str(), static_cast<uid_t>(-1), owner.gid),
+                    "changing the group of " + file.string());
             }
         }
     }

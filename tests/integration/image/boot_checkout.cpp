@@ -54,9 +54,13 @@ int main(int argc, char** argv) {
         const auto firstboot = node.exec({"systemctl", "is-active", "storm-firstboot.service"});
         check(trimmed(firstboot.out) == "active", "storm-firstboot ran", trimmed(firstboot.out));
         const auto machine_id = node.exec({"cat", "/etc/machine-id"});
-        check(trimmed(machine_id.out).size() == 32, "the node has its own machine-id", trimmed(machine_id.out));
+        check(
+            trimmed(machine_id.out).size() == 32, "the node has its own machine-id", trimmed(machine_id.out));
         const auto keys = node.exec({"sh", "-c", "stat -c '%a %n' /etc/ssh/ssh_host_ed25519_key"});
-        check(keys.ok() && keys.out.rfind("600 ", 0) == 0, "ssh host keys were generated, 0600", trimmed(keys.out));
+        check(
+            keys.ok() && keys.out.rfind("600 ", 0) == 0,
+            "ssh host keys were generated, 0600",
+            trimmed(keys.out));
 
         auto bus = test::connect_bus(node.bus_address());
         test::SignalRecorder changes(
@@ -65,14 +69,19 @@ int main(int argc, char** argv) {
             "interface='org.freedesktop.DBus.Properties',member='PropertiesChanged'");
         const auto state = [&] {
             return test::get_property(
-                bus.get(), "org.stormclouds.Node1", "/org/stormclouds/Node1", "org.stormclouds.Node1", "State");
+                bus.get(),
+                "org.stormclouds.Node1",
+                "/org/stormclouds/Node1",
+                "org.stormclouds.Node1",
+                "State");
         };
         // Wait until storm-roled has settled the role one way or the other.
         const auto deadline = std::chrono::steady_clock::now() + 180s;
         std::string current = state();
         while (current == "starting" && std::chrono::steady_clock::now() < deadline) {
             try {
-                (void)changes.wait_for([](const test::Signal&) { return true; }, 10s, "a Node1 property change");
+                (void)changes.wait_for(
+                    [](const test::Signal&) { return true; }, 10s, "a Node1 property change");
             } catch (const stormnode::Error& e) {
                 if (e.code() != stormnode::Errc::timeout) {
                     throw;
