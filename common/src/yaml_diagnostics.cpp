@@ -1,6 +1,7 @@
 #include "stormnode/common/yaml_diagnostics.hpp"
 
 #include <stormnode/common/error.hpp>
+#include <stormnode/common/temp_dir.hpp>
 
 #include <cerrno>
 #include <cstring>
@@ -80,6 +81,17 @@ std::optional<YAML::Node> load_yaml_string(const std::string& text, Diagnostics&
     }
 }
 
+std::optional<std::string> read_text_file(const std::filesystem::path& path, Diagnostics& diags) {
+    try {
+        return read_file(path);
+    } catch (const Error& e) {
+        Diagnostics local(path.string());
+        local.error_in_file(e.what());
+        diags.append(local);
+        return std::nullopt;
+    }
+}
+
 std::optional<YAML::Node> load_yaml_file(const std::filesystem::path& path, Diagnostics& diags) {
     std::ifstream in(path, std::ios::binary);
     if (!in) {
@@ -139,8 +151,9 @@ std::optional<long long> optional_int(
     }
     if (number < min || number > max) {
         diags.error(
-            *value, std::string("'") + key + "' must be between " + std::to_string(min) + " and " +
-                        std::to_string(max) + ", not " + std::to_string(number));
+            *value,
+            std::string("'") + key + "' must be between " + std::to_string(min) + " and " +
+                std::to_string(max) + ", not " + std::to_string(number));
         return std::nullopt;
     }
     return number;

@@ -223,16 +223,11 @@ std::optional<Answers> parse_answers(
 
 std::optional<Answers> load_answers(
     const std::filesystem::path& path, const roles::Catalog* catalog, Diagnostics& diags) {
-    std::string text;
-    try {
-        text = read_file(path);
-    } catch (const Error& e) {
-        Diagnostics local(path.string());
-        local.error_in_file(e.what());
-        diags.append(local);
+    auto text = read_text_file(path, diags);
+    if (!text) {
         return std::nullopt;
     }
-    return parse(text, path.string(), catalog, diags, path.parent_path());
+    return parse(*text, path.string(), catalog, diags, path.parent_path());
 }
 
 }  // namespace stormnode::installer

@@ -413,16 +413,11 @@ std::optional<NodeFile> parse_node_file(
 
 std::optional<NodeFile> read_node_file(
     const std::filesystem::path& path, const roles::Catalog* catalog, Diagnostics& diags) {
-    std::string text;
-    try {
-        text = read_file(path);
-    } catch (const Error& e) {
-        Diagnostics local(path.string());
-        local.error_in_file(e.what());
-        diags.append(local);
+    auto text = read_text_file(path, diags);
+    if (!text) {
         return std::nullopt;
     }
-    return parse_node_file(text, path.string(), catalog, diags);
+    return parse_node_file(*text, path.string(), catalog, diags);
 }
 
 std::string render_node_file(const NodeFile& node) {

@@ -28,19 +28,6 @@ std::function<void(const std::string&)>& callback_error_handler() {
     return handler;
 }
 
-template <typename F>
-int guarded(F&& fn) noexcept {
-    try {
-        fn();
-        return 0;
-    } catch (const std::exception& e) {
-        report_callback_error(e);
-    } catch (...) {
-        report_callback_error(std::runtime_error("unknown exception"));
-    }
-    return -EIO;
-}
-
 int on_call_reply(sd_bus_message* m, void* userdata, sd_bus_error* /*error*/) {
     auto* ctx = static_cast<CallContext*>(userdata);
     return guarded([&] {
@@ -55,11 +42,17 @@ void free_call_context(void* userdata) {
 }
 
 void call_async(
-    sd_bus* bus, sd_bus_message* call, std::weak_ptr<int> alive, std::function<void(sd_bus_message*)> fn,
+    sd_bus* bus,
+    sd_bus_message* call,
+    std::weak_ptr<int> alive,
+    std::function<void(sd_bus_message*)> fn,
     uint64_t timeout_usec = 0) {
     auto ctx = std::make_unique<CallContext>(CallContext{std::move(alive), std::move(fn)});
     sd_bus_slot* raw = nullptr;
-    check_r(sd_bus_call_async(bus, &raw, call, on_call_reply, ctx.get(), timeout_usec), "calling systemd", Errc::dbus);
+    check_r(
+        sd_bus_call_async(bus, &raw, call, on_call_reply, ctx.get(), timeout_usec),
+        "calling systemd",
+        Errc::dbus);
     BusSlot slot(raw);
     sd_bus_slot_set_destroy_callback(slot.get(), free_call_context);
     ctx.release();
@@ -81,14 +74,17 @@ std::string reply_error(sd_bus_message* m) {
 
 BusMessage new_call(sd_bus* bus, const char* path, const char* interface, const char* method) {
     BusMessage m;
-    check_r(sd_bus_message_new_method_call(bus, out(m), kService, path, interface, method), method, Errc::dbus);
+    check_r(
+        sd_bus_message_new_method_call(bus, out(m), kService, path, interface, method), method, Errc::dbus);
     return m;
 }
 
 std::string unit_path(const std::string& unit) {
     char* raw = nullptr;
-    check_r(sd_bus_path_encode("/org/freedesktop/systemd1/unit", unit.c_str(), &raw), "encoding unit path",
-            Errc::dbus);
+    check_r(
+        sd_bus_path_encode("/org/freedesktop/systemd1/unit", unit.c_str(), &raw),
+        "encoding unit path",
+        Errc::dbus);
     std::string path(raw);
     free(raw);  // NOLINT(cppcoreguidelines-no-malloc)
     return path;
@@ -154,7 +150,8 @@ BusConnection open_bus(const std::string& which, sd_event* event) {
         check_r(sd_bus_start(bus.get()), "connecting to " + which, Errc::dbus);
     }
     if (event != nullptr) {
-        check_r(sd_bus_attach_event(bus.get(), event, SD_EVENT_PRIORITY_NORMAL), "attaching the bus", Errc::dbus);
+        check_r(
+            sd_bus_attach_event(bus.get(), event, SD_EVENT_PRIORITY_NORMAL), "attaching the bus", Errc::dbus);
     }
     return bus;
 }
@@ -170,8 +167,9 @@ std::unique_ptr<Clock::Timer> SdEventClock::after(duration d, std::function<void
     // Let the kernel coalesce wake-ups: a tenth of the delay, between 1 ms and 250 ms.
     const uint64_t accuracy = std::clamp<uint64_t>(usec / 10, 1000, 250000);
     sd_event_source* raw = nullptr;
-    check_r(sd_event_add_time_relative(event_, &raw, CLOCK_MONOTONIC, usec, accuracy, on_timer, timer.get()),
-            "adding a timer");
+    check_r(
+        sd_event_add_time_relative(event_, &raw, CLOCK_MONOTONIC, usec, accuracy, on_timer, timer.get()),
+        "adding a timer");
     timer->source.reset(raw);
     return timer;
 }
@@ -179,10 +177,19 @@ std::unique_ptr<Clock::Timer> SdEventClock::after(duration d, std::function<void
 SdBusSystemdManager::SdBusSystemdManager(sd_bus* bus) : bus_(bus) {
     // The match goes out before Subscribe and before any StartUnit on this connection, and the bus keeps
     // messages of one connection in order: no JobRemoved of ours can slip past.
-    check_r(sd_bus_match_signal_async(
-                bus_, out(job_removed_match_), kService, kManagerPath, kManager, "JobRemoved",
-                on_job_removed_signal, nullptr, this),
-            "matching JobRemoved", Errc::dbus);
+    check_r(
+        sd_bus_match_signal_async(
+            bus_,
+            out(job_removed_match_),
+            kService,
+            kManagerPath,
+            kManager,
+            "JobRemoved",
+            on_job_removed_signal,
+            nullptr,
+            this),
+        "matching JobRemoved",
+        Errc::dbus);
     auto call = new_call(bus_, kManagerPath, kManager, "Subscribe");
     call_async(bus_, call.get(), alive_, [](sd_bus_message*) {});
 }
@@ -253,7 +260,11 @@ void SdBusSystemdManager::on_job_removed(sd_bus_message* m) {
 }
 
 void SdBusSystemdManager::unit_files(
-    const char* method, const std::vector<std::string>& units, bool runtime, bool with_force, Completion done) {
+    const char* method,
+    const std::vector<std::string>& units,
+    bool runtime,
+    bool with_force,
+    Completion done) {
     auto call = new_call(bus_, kManagerPath, kManager, method);
     check_r(sd_bus_message_open_container(call.get(), 'a', "s"), method, Errc::dbus);
     for (const auto& unit : units) {
@@ -264,25 +275,33 @@ void SdBusSystemdManager::unit_files(
     if (with_force) {
         check_r(sd_bus_message_append(call.get(), "b", 1), method, Errc::dbus);
     }
-    call_async(bus_, call.get(), alive_, [method = std::string(method), done = std::move(done)](sd_bus_message* reply) {
-        if (auto error = reply_error(reply); !error.empty()) {
-            done(Error(Errc::dbus, method + ": " + error));
-            return;
-        }
-        done(std::nullopt);
-    });
+    call_async(
+        bus_,
+        call.get(),
+        alive_,
+        [method = std::string(method), done = std::move(done)](sd_bus_message* reply) {
+            if (auto error = reply_error(reply); !error.empty()) {
+                done(Error(Errc::dbus, method + ": " + error));
+                return;
+            }
+            done(std::nullopt);
+        });
 }
 
-void SdBusSystemdManager::enable_unit_files(const std::vector<std::string>& units, bool runtime, Completion done) {
+void SdBusSystemdManager::enable_unit_files(
+    const std::vector<std::string>& units, bool runtime, Completion done) {
     unit_files("EnableUnitFiles", units, runtime, true, std::move(done));
 }
-void SdBusSystemdManager::disable_unit_files(const std::vector<std::string>& units, bool runtime, Completion done) {
+void SdBusSystemdManager::disable_unit_files(
+    const std::vector<std::string>& units, bool runtime, Completion done) {
     unit_files("DisableUnitFiles", units, runtime, false, std::move(done));
 }
-void SdBusSystemdManager::mask_unit_files(const std::vector<std::string>& units, bool runtime, Completion done) {
+void SdBusSystemdManager::mask_unit_files(
+    const std::vector<std::string>& units, bool runtime, Completion done) {
     unit_files("MaskUnitFiles", units, runtime, true, std::move(done));
 }
-void SdBusSystemdManager::unmask_unit_files(const std::vector<std::string>& units, bool runtime, Completion done) {
+void SdBusSystemdManager::unmask_unit_files(
+    const std::vector<std::string>& units, bool runtime, Completion done) {
     unit_files("UnmaskUnitFiles", units, runtime, false, std::move(done));
 }
 
@@ -291,7 +310,9 @@ void SdBusSystemdManager::reload(Completion done) {
     // A reload of a big system can take longer than the default 25 s.
     constexpr uint64_t kReloadTimeoutUsec = 120ULL * 1000 * 1000;
     call_async(
-        bus_, call.get(), alive_,
+        bus_,
+        call.get(),
+        alive_,
         [done = std::move(done)](sd_bus_message* reply) {
             if (auto error = reply_error(reply); !error.empty()) {
                 done(Error(Errc::dbus, "Reload: " + error));
@@ -309,10 +330,19 @@ void SdBusSystemdManager::watch_unit(const std::string& unit) {
     auto watch = std::make_unique<Watch>();
     const auto path = unit_path(unit);
     auto ctx = std::make_unique<MatchContext>(MatchContext{this, unit});
-    check_r(sd_bus_match_signal_async(
-                bus_, out(watch->match), kService, path.c_str(), "org.freedesktop.DBus.Properties",
-                "PropertiesChanged", on_properties_signal, nullptr, ctx.get()),
-            "matching PropertiesChanged of " + unit, Errc::dbus);
+    check_r(
+        sd_bus_match_signal_async(
+            bus_,
+            out(watch->match),
+            kService,
+            path.c_str(),
+            "org.freedesktop.DBus.Properties",
+            "PropertiesChanged",
+            on_properties_signal,
+            nullptr,
+            ctx.get()),
+        "matching PropertiesChanged of " + unit,
+        Errc::dbus);
     sd_bus_slot_set_destroy_callback(watch->match.get(), free_match_context);
     ctx.release();
     watches_[unit] = std::move(watch);
@@ -324,7 +354,8 @@ void SdBusSystemdManager::watch_unit(const std::string& unit) {
         if (!watches_.contains(unit)) {
             return;
         }
-        if (const char* sender = sd_bus_message_get_sender(reply); sender != nullptr && reply_error(reply).empty()) {
+        if (const char* sender = sd_bus_message_get_sender(reply);
+            sender != nullptr && reply_error(reply).empty()) {
             systemd_owner_ = sender;
         }
         if (!reply_error(reply).empty()) {  // a unit systemd cannot load: its start job will say why
@@ -346,16 +377,17 @@ void SdBusSystemdManager::watch_unit(const std::string& unit) {
 void SdBusSystemdManager::load_properties(const std::string& unit, const std::string& interface) {
     auto call = new_call(bus_, unit_path(unit).c_str(), "org.freedesktop.DBus.Properties", "GetAll");
     check_r(sd_bus_message_append(call.get(), "s", interface.c_str()), "GetAll", Errc::dbus);
-    call_async(bus_, call.get(), alive_, [this, unit, is_unit = interface == kUnitInterface](sd_bus_message* reply) {
-        if (!watches_.contains(unit) || !reply_error(reply).empty()) {
-            return;
-        }
-        read_properties(unit, reply);
-        if (is_unit) {
-            watches_.at(unit)->known = true;
-            notify(unit);
-        }
-    });
+    call_async(
+        bus_, call.get(), alive_, [this, unit, is_unit = interface == kUnitInterface](sd_bus_message* reply) {
+            if (!watches_.contains(unit) || !reply_error(reply).empty()) {
+                return;
+            }
+            read_properties(unit, reply);
+            if (is_unit) {
+                watches_.at(unit)->known = true;
+                notify(unit);
+            }
+        });
 }
 
 // Reads an a{sv} of unit properties, keeping the ones we follow.
@@ -372,10 +404,10 @@ void SdBusSystemdManager::read_properties(const std::string& unit, sd_bus_messag
         }
         const std::string key(name);
         std::string* text = key == "ActiveState" ? &s.active_state
-                             : key == "SubState" ? &s.sub_state
-                             : key == "LoadState" ? &s.load_state
-                             : key == "Result"    ? &s.result
-                                                  : nullptr;
+                            : key == "SubState"  ? &s.sub_state
+                            : key == "LoadState" ? &s.load_state
+                            : key == "Result"    ? &s.result
+                                                 : nullptr;
         if (text != nullptr) {
             const char* value = nullptr;
             if (sd_bus_message_read(m, "v", "s", &value) >= 0 && value != nullptr) {

@@ -25,27 +25,17 @@ extern char** environ;  // NOLINT(readability-redundant-declaration)
 namespace stormnode::roles {
 namespace {
 
-template <typename F>
-int guarded(F&& fn) noexcept {
-    try {
-        fn();
-        return 0;
-    } catch (const std::exception& e) {
-        report_callback_error(e);
-    } catch (...) {
-        report_callback_error(std::runtime_error("unknown exception"));
-    }
-    return -EIO;
-}
-
 // One running probe: a deadline, maybe an fd or a child, and the callback called exactly once.
 class Probe : public Prober::Pending {
 public:
     Probe(sd_event* event, std::chrono::milliseconds timeout, Prober::Callback done)
-        : event_(event), done_(std::move(done)) {
+        : event_(event),
+          done_(std::move(done)) {
         sd_event_source* raw = nullptr;
         const auto usec = static_cast<uint64_t>(timeout.count()) * 1000U;
-        check_r(sd_event_add_time_relative(event_, &raw, CLOCK_MONOTONIC, usec, 1000, on_timeout, this), "probe timer");
+        check_r(
+            sd_event_add_time_relative(event_, &raw, CLOCK_MONOTONIC, usec, 1000, on_timeout, this),
+            "probe timer");
         timer_.reset(raw);
     }
     Probe(const Probe&) = delete;
@@ -128,7 +118,8 @@ bool parse_address(const std::string& host, int port, sockaddr_storage& addr, so
 class TcpProbe final : public Probe {
 public:
     TcpProbe(sd_event* event, const Check& check, Prober::Callback done)
-        : Probe(event, check.timeout, std::move(done)), check_(check) {}
+        : Probe(event, check.timeout, std::move(done)),
+          check_(check) {}
 
     void fail_now(std::string why) { fail_later(std::move(why)); }
 
@@ -167,13 +158,14 @@ private:
                 finish(true, {});
                 return;
             }
-            request_ = "GET " + check_.path + " HTTP/1.0\r\nHost: " + check_.host + "\r\nUser-Agent: storm-roled\r\n" +
-                       "Connection: close\r\n\r\n";
+            request_ = "GET " + check_.path + " HTTP/1.0\r\nHost: " + check_.host +
+                       "\r\nUser-Agent: storm-roled\r\n" + "Connection: close\r\n\r\n";
             watch_fd(fd_.get(), EPOLLOUT);
             return;
         }
         if (sent_ < request_.size()) {
-            const ssize_t n = ::send(fd_.get(), request_.data() + sent_, request_.size() - sent_, MSG_NOSIGNAL);
+            const ssize_t n =
+                ::send(fd_.get(), request_.data() + sent_, request_.size() - sent_, MSG_NOSIGNAL);
             if (n < 0 && errno != EAGAIN && errno != EINTR) {
                 finish(false, std::string("sending the request: ") + std::strerror(errno));
                 return;
@@ -231,7 +223,8 @@ private:
 class ExecProbe final : public Probe {
 public:
     ExecProbe(sd_event* event, const Check& check, Prober::Callback done)
-        : Probe(event, check.timeout, std::move(done)), check_(check) {}
+        : Probe(event, check.timeout, std::move(done)),
+          check_(check) {}
     ExecProbe(const ExecProbe&) = delete;
     ExecProbe& operator=(const ExecProbe&) = delete;
     ExecProbe(ExecProbe&&) = delete;
@@ -316,7 +309,9 @@ private:
 class ProcProbe final : public Probe {
 public:
     ProcProbe(sd_event* event, const Check& check, std::uint32_t pid, Prober::Callback done)
-        : Probe(event, check.timeout, std::move(done)), port_(check.port != 0 ? check.port : 5672), pid_(pid) {
+        : Probe(event, check.timeout, std::move(done)),
+          port_(check.port != 0 ? check.port : 5672),
+          pid_(pid) {
         sd_event_source* raw = nullptr;
         check_r(sd_event_add_defer(event_, &raw, on_defer, this), "probe defer");
         defer_.reset(raw);
@@ -380,12 +375,14 @@ bool has_established_connection(std::uint32_t pid, int port, std::string* detail
         }
     }
     if (detail != nullptr) {
-        *detail = "pid " + std::to_string(pid) + " has no established connection to port " + std::to_string(port);
+        *detail =
+            "pid " + std::to_string(pid) + " has no established connection to port " + std::to_string(port);
     }
     return false;
 }
 
-std::unique_ptr<Prober::Pending> SdEventProber::probe(const Check& check, const UnitState& unit, Callback done) {
+std::unique_ptr<Prober::Pending> SdEventProber::probe(
+    const Check& check, const UnitState& unit, Callback done) {
     switch (check.kind) {
         case CheckKind::tcp:
         case CheckKind::http: {

@@ -1,13 +1,13 @@
 // YAML input checked with every problem reported as file:line:col, not just the first.
 #pragma once
 
+#include <yaml-cpp/yaml.h>
+
 #include <filesystem>
 #include <optional>
 #include <set>
 #include <string>
 #include <vector>
-
-#include <yaml-cpp/yaml.h>
 
 namespace stormnode {
 
@@ -50,6 +50,8 @@ void throw_if_errors(const Diagnostics& diags, const std::string& what);
 
 // Parses a YAML file; a syntax error becomes a diagnostic and nullopt.
 std::optional<YAML::Node> load_yaml_file(const std::filesystem::path& path, Diagnostics& diags);
+// Reads a whole file; an unreadable file becomes a diagnostic (naming it) and nullopt.
+std::optional<std::string> read_text_file(const std::filesystem::path& path, Diagnostics& diags);
 std::optional<YAML::Node> load_yaml_string(const std::string& text, Diagnostics& diags);
 
 namespace yaml {

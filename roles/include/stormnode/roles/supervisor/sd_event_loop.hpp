@@ -7,13 +7,16 @@
 #include <stormnode/roles/supervisor/prober.hpp>
 #include <stormnode/roles/supervisor/systemd_manager.hpp>
 
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+
+#include <cerrno>
+#include <exception>
 #include <functional>
 #include <map>
 #include <memory>
+#include <stdexcept>
 #include <string>
-
-#include <systemd/sd-bus.h>
-#include <systemd/sd-event.h>
 
 namespace stormnode::roles {
 
@@ -21,6 +24,21 @@ namespace stormnode::roles {
 // this handler (the daemon logs them), and the callback returns an error to its library.
 void set_callback_error_handler(std::function<void(const std::string&)> handler);
 void report_callback_error(const std::exception& e);
+
+// Runs an sd-bus/sd-event callback body: an exception must not cross into C; it is reported and the
+// callback returns -EIO.
+template <typename F>
+int guarded(F&& fn) noexcept {
+    try {
+        fn();
+        return 0;
+    } catch (const std::exception& e) {
+        report_callback_error(e);
+    } catch (...) {
+        report_callback_error(std::runtime_error("unknown exception"));
+    }
+    return -EIO;
+}
 
 // "system", "user", or a D-Bus address ("unix:path=/run/x/bus"); attached to the event loop.
 BusConnection open_bus(const std::string& which, sd_event* event);
@@ -70,18 +88,22 @@ private:
     };
 
     void job(const char* method, const std::string& unit, JobCallback done);
-    void unit_files(const char* method, const std::vector<std::string>& units, bool runtime, bool with_force,
-                    Completion done);
+    void unit_files(
+        const char* method,
+        const std::vector<std::string>& units,
+        bool runtime,
+        bool with_force,
+        Completion done);
     void load_properties(const std::string& unit, const std::string& interface);
     void read_properties(const std::string& unit, sd_bus_message* m);
     void notify(const std::string& unit);
 
     sd_bus* bus_;
     BusSlot job_removed_match_;
-    std::map<std::string, JobCallback> pending_jobs_;   // job object path -> waiter
-    std::map<std::string, JobResult> early_results_;    // JobRemoved seen before the StartUnit reply
+    std::map<std::string, JobCallback> pending_jobs_;  // job object path -> waiter
+    std::map<std::string, JobResult> early_results_;   // JobRemoved seen before the StartUnit reply
     std::map<std::string, std::unique_ptr<Watch>> watches_;
-    std::string systemd_owner_;                         // unique name of org.freedesktop.systemd1
+    std::string systemd_owner_;  // unique name of org.freedesktop.systemd1
     UnitListener listener_;
     std::uint64_t jobs_removed_ = 0;
     std::shared_ptr<int> alive_ = std::make_shared<int>(0);
@@ -93,7 +115,8 @@ private:
 class SdEventProber final : public Prober {
 public:
     explicit SdEventProber(sd_event* event) : event_(event) {}
-    [[nodiscard]] std::unique_ptr<Pending> probe(const Check& check, const UnitState& unit, Callback done) override;
+    [[nodiscard]] std::unique_ptr<Pending> probe(
+        const Check& check, const UnitState& unit, Callback done) override;
 
 private:
     sd_event* event_;
