@@ -18,6 +18,7 @@ add_library(stormnode_supervisor STATIC
     src/supervisor/node_config.cpp
     src/supervisor/describe_check.cpp
     src/supervisor/quorum_guard.cpp
+    src/supervisor/galera_start.cpp
     src/supervisor/transaction.cpp
     src/supervisor/sd_event_loop.cpp
     src/supervisor/sd_event_prober.cpp)

@@ -45,6 +45,35 @@ std::vector<std::string> merged_environment(const std::map<std::string, std::str
     return result;
 }
 
+// Splits a stream into lines for a per-line callback; keeps the partial last line until it ends.
+class LineSplitter {
+public:
+    explicit LineSplitter(const std::function<void(std::string_view)>& callback) : callback_(callback) {}
+
+    void feed(std::string_view data) {
+        if (!callback_) {
+            return;
+        }
+        pending_.append(data);
+        std::size_t start = 0;
+        for (auto end = pending_.find('\n'); end != std::string::npos; end = pending_.find('\n', start)) {
+            callback_(std::string_view(pending_).substr(start, end - start));
+            start = end + 1;
+        }
+        pending_.erase(0, start);
+    }
+    void finish() {
+        if (callback_ && !pending_.empty()) {
+            callback_(pending_);
+        }
+        pending_.clear();
+    }
+
+private:
+    const std::function<void(std::string_view)>& callback_;
+    std::string pending_;
+};
+
 std::vector<char*> c_strings(std::vector<std::string>& strings) {
     std::vector<char*> out;
     out.reserve(strings.size() + 1);
@@ -57,7 +86,12 @@ std::vector<char*> c_strings(std::vector<std::string>& strings) {
 
 // Only async-signal-safe calls between fork and exec.
 [[noreturn]] void exec_child(
-    const Command& command, char* const* argv, char* const* envp, int stdin_fd, int stdout_fd, int stderr_fd,
+    const Command& command,
+    char* const* argv,
+    char* const* envp,
+    int stdin_fd,
+    int stdout_fd,
+    int stderr_fd,
     int error_fd) {
     ::setpgid(0, 0);  // own process group: a timeout kills the whole tree
     sigset_t none;
@@ -110,16 +144,20 @@ ProcessResult run(const Command& command) {
 
     UniqueFd dev_null(::open("/dev/null", O_RDONLY | O_CLOEXEC));
     Pipe in = command.stdin_data ? make_pipe() : Pipe{};
-    Pipe out = command.capture_stdout ? make_pipe() : Pipe{};
-    Pipe err = command.capture_stderr ? make_pipe() : Pipe{};
+    Pipe out = command.capture_stdout || command.on_stdout_line ? make_pipe() : Pipe{};
+    Pipe err = command.capture_stderr || command.on_stderr_line ? make_pipe() : Pipe{};
     Pipe exec_error = make_pipe();
 
     const pid_t pid = ::fork();
     check_errno(pid, "fork for " + command.argv[0]);
     if (pid == 0) {
         exec_child(
-            command, argv.data(), envp.data(), in.read_end ? in.read_end.get() : dev_null.get(),
-            out.write_end ? out.write_end.get() : -1, err.write_end ? err.write_end.get() : -1,
+            command,
+            argv.data(),
+            envp.data(),
+            in.read_end ? in.read_end.get() : dev_null.get(),
+            out.write_end ? out.write_end.get() : -1,
+            err.write_end ? err.write_end.get() : -1,
             exec_error.write_end.get());
     }
     (void)::setpgid(pid, pid);  // also from the parent, so a kill right away hits the group
@@ -133,12 +171,26 @@ ProcessResult run(const Command& command) {
         int status = 0;
         ::waitpid(pid, &status, 0);
         throw Error(
-            Errc::io, "cannot run '" + command.argv[0] + "': " + std::strerror(exec_errno),
+            Errc::io,
+            "cannot run '" + command.argv[0] + "': " + std::strerror(exec_errno),
             std::error_code(exec_errno, std::system_category()));
     }
 
     ProcessResult result;
     UniqueFd pidfd(open_pidfd(pid));
+    // A line callback may throw: the child's process group is then killed and reaped before unwinding.
+    struct ReapOnUnwind {
+        pid_t pid;
+        bool armed = true;
+        ~ReapOnUnwind() {
+            if (armed) {
+                ::kill(-pid, SIGKILL);
+                int status = 0;
+                while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+                }
+            }
+        }
+    } reap_on_unwind{pid};
     const auto deadline = command.timeout ? std::chrono::steady_clock::now() + *command.timeout
                                           : std::chrono::steady_clock::time_point::max();
     std::size_t stdin_offset = 0;
@@ -150,13 +202,31 @@ ProcessResult run(const Command& command) {
     }
     bool exited = false;
     std::array<char, 65536> buffer{};
+    LineSplitter out_lines(command.on_stdout_line);
+    LineSplitter err_lines(command.on_stderr_line);
+    const auto take = [&](bool is_out, std::size_t n) {
+        const std::string_view data(buffer.data(), n);
+        if (is_out) {
+            if (command.capture_stdout)
+                result.out.append(data);
+            out_lines.feed(data);
+        } else {
+            if (command.capture_stderr)
+                result.err.append(data);
+            err_lines.feed(data);
+        }
+    };
     // Wait on the pipes and the pidfd: the loop ends when the child is gone and its pipes are drained.
     while (out.read_end || err.read_end || in.write_end || !exited) {
         std::vector<pollfd> fds;
-        if (out.read_end) fds.push_back({out.read_end.get(), POLLIN, 0});
-        if (err.read_end) fds.push_back({err.read_end.get(), POLLIN, 0});
-        if (in.write_end) fds.push_back({in.write_end.get(), POLLOUT, 0});
-        if (!exited && pidfd) fds.push_back({pidfd.get(), POLLIN, 0});
+        if (out.read_end)
+            fds.push_back({out.read_end.get(), POLLIN, 0});
+        if (err.read_end)
+            fds.push_back({err.read_end.get(), POLLIN, 0});
+        if (in.write_end)
+            fds.push_back({in.write_end.get(), POLLOUT, 0});
+        if (!exited && pidfd)
+            fds.push_back({pidfd.get(), POLLIN, 0});
         if (fds.empty()) {
             break;  // no pidfd (old kernel): fall through to a blocking waitpid
         }
@@ -199,8 +269,7 @@ ProcessResult run(const Command& command) {
             }
             const ssize_t n = ::read(p.fd, buffer.data(), buffer.size());
             if (n > 0) {
-                auto& sink = (out.read_end && p.fd == out.read_end.get()) ? result.out : result.err;
-                sink.append(buffer.data(), static_cast<std::size_t>(n));
+                take(out.read_end && p.fd == out.read_end.get(), static_cast<std::size_t>(n));
             } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
                 if (out.read_end && p.fd == out.read_end.get()) {
                     out.read_end.reset();
@@ -216,18 +285,23 @@ ProcessResult run(const Command& command) {
         if (exited && (out.read_end || err.read_end)) {
             // drain what is buffered without blocking, then stop
             for (auto* fd : {&out.read_end, &err.read_end}) {
-                if (!*fd) continue;
+                if (!*fd)
+                    continue;
                 ::fcntl(fd->get(), F_SETFL, O_NONBLOCK);
                 for (;;) {
                     const ssize_t n = ::read(fd->get(), buffer.data(), buffer.size());
-                    if (n <= 0) break;
-                    (fd == &out.read_end ? result.out : result.err).append(buffer.data(), static_cast<std::size_t>(n));
+                    if (n <= 0)
+                        break;
+                    take(fd == &out.read_end, static_cast<std::size_t>(n));
                 }
                 fd->reset();
             }
             break;
         }
     }
+    out_lines.finish();
+    err_lines.finish();
+    reap_on_unwind.armed = false;
     int status = 0;
     while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }

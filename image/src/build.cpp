@@ -1,6 +1,7 @@
 #include "stormnode/image/build.hpp"
 
 #include <stormnode/common/error.hpp>
+#include <stormnode/image/bootstrap_progress.hpp>
 #include <stormnode/common/subprocess.hpp>
 #include <stormnode/common/temp_dir.hpp>
 
@@ -134,6 +135,9 @@ std::vector<std::string> mmdebstrap_argv(const BootstrapPlan& plan) {
         "--mode=root",
         "--variant=minbase",
         "--format=tar",
+        // apt's downloads, dpkg's "Setting up" lines and the hooks' output (dracut) reach the progress
+        // reader line by line; without it mmdebstrap holds apt's output back.
+        "--verbose",
         "--architectures=" + plan.architecture,
         // Keep every downloaded .deb for the cache: the setup hook puts cached ones in place first.
         "--skip=download/empty",
@@ -195,8 +199,15 @@ std::filesystem::path default_hooks_dir() {
 
 namespace {
 
-// Runs mmdebstrap into plan.output, then moves the tar to its cache name.
-void bootstrap(const BootstrapPlan& plan, const std::filesystem::path& tar, const Manifest& manifest) {
+// Runs mmdebstrap into plan.output, its output read line by line into progress phases, then moves the
+// tar to its cache name.
+void bootstrap(
+    const BootstrapPlan& plan,
+    const std::filesystem::path& tar,
+    const Manifest& manifest,
+    ProgressSink& progress) {
+    BootstrapProgress reader(progress);
+    const auto on_line = [&reader](std::string_view line) { reader.line(line); };
     const auto r = run(Command{
         .argv = mmdebstrap_argv(plan),
         .env =
@@ -207,16 +218,29 @@ void bootstrap(const BootstrapPlan& plan, const std::filesystem::path& tar, cons
              // Debian's kernel and dracut postinsts would each build an initramfs (twice, ~1 min each):
              // the customize hook builds the one the image needs, once.
              {"INITRD", "No"}},
+        // Verbose output is long: only its last lines are kept, for the error message.
+        .capture_stdout = false,
+        .capture_stderr = false,
+        .on_stdout_line = on_line,
+        .on_stderr_line = on_line,
     });
     if (!r.ok()) {
         std::error_code ec;
         std::filesystem::remove(plan.output, ec);
-        // mmdebstrap's stderr is long: its last lines say what went wrong (apt's E: lines).
-        const auto tail = r.err.size() > 3000 ? r.err.substr(r.err.size() - 3000) : r.err;
+        // Its last lines say what went wrong (apt's E: lines, a hook's message).
         throw Error(
             Errc::io,
-            "mmdebstrap failed (exit " + std::to_string(r.exit_status) + "); its last output:\n" + tail);
+            "mmdebstrap failed (exit " + std::to_string(r.exit_status) + "); its last output:\n" +
+                reader.tail());
     }
+    const auto tar_bytes = std::filesystem::file_size(plan.output);
+    progress.advance(tar_bytes);
+    progress.message(
+        std::to_string(reader.packages_set_up()) + " packages installed, " +
+        std::to_string(reader.downloaded_packages()) + " downloaded (" +
+        std::to_string(reader.downloaded_bytes()) + " bytes; the rest from the cache), " +
+        std::to_string(reader.initramfs_modules()) + " dracut modules in the initramfs, root filesystem tar " +
+        std::to_string(tar_bytes) + " bytes");
     std::filesystem::rename(plan.output, tar);
 }
 
@@ -243,8 +267,7 @@ std::filesystem::path rootfs_tar(
     progress.message(
         "mmdebstrap " + manifest.suite + ": " + std::to_string(plan.packages.size()) +
         " packages; the initramfs (dracut " + join(manifest.dracut.modules, " ") + ") is made inside");
-    bootstrap(plan, tar, manifest);
-    progress.advance(plan.packages.size());
+    bootstrap(plan, tar, manifest, progress);
     return tar;
 }
 

@@ -167,6 +167,11 @@ CommitResult commit_tar(OstreeRepo* repo, int fd, const CommitOptions& options, 
     RepoTransaction txn(repo);
     MutableTree mtree(ostree_mutable_tree_new());
     result.import = import_tar(repo, mtree.get(), fd, options.import, progress);
+    progress.message(
+        "imported " + std::to_string(result.import.entries) + " tar entries: " +
+        std::to_string(result.import.files) + " files (" + std::to_string(result.import.bytes) + " bytes), " +
+        std::to_string(result.import.symlinks) + " symlinks, " + std::to_string(result.import.directories) +
+        " directories");
     if (options.require_kernel && result.import.kernel_version.empty()) {
         throw Error(
             Errc::invalid_input,
@@ -202,6 +207,9 @@ CommitResult commit_tar(OstreeRepo* repo, int fd, const CommitOptions& options, 
     result.objects_written = stats.metadata_objects_written + stats.content_objects_written;
     result.bytes_written = stats.content_bytes_written;
     progress.advance(result.objects_written);
+    progress.message(
+        "wrote " + std::to_string(result.objects_written) + " new objects (" +
+        std::to_string(result.bytes_written) + " bytes of content); the rest were already in the repository");
 
     if (options.gpg) {
         progress.phase("sign", 1, "commits");

@@ -2,6 +2,10 @@
 #include <stormnode/common/error.hpp>
 #include <stormnode/common/log.hpp>
 #include <stormnode/image/cli.hpp>
+#include <stormnode/installer/cli.hpp>
+#include <stormnode/installer/vm_cli.hpp>
+#include <stormnode/iso/cli.hpp>
+#include <stormnode/iso/pxe_cli.hpp>
 #include <stormnode/roles/cli.hpp>
 
 #include <CLI/CLI.hpp>
@@ -13,7 +17,12 @@ int main(int argc, char** argv) {
     app.require_subcommand(1);
     int exit_code = 0;
     stormnode::roles::add_role_commands(app, exit_code);
+    stormnode::roles::add_cluster_commands(app, exit_code);
     stormnode::image::add_image_commands(app, exit_code);
+    stormnode::installer::add_install_commands(app, exit_code);
+    stormnode::iso::add_iso_commands(app, exit_code);
+    stormnode::iso::add_pxe_commands(app, exit_code);
+    stormnode::installer::add_vm_commands(app, exit_code);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

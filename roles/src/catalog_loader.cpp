@@ -19,7 +19,7 @@ const std::set<std::string> role_only_keys{
     "mixins", "variants", "default_variant", "cluster", "conflicts_roles"};
 const std::set<std::string> unit_keys{"name", "package", "owner", "feature", "checks"};
 const std::set<std::string> check_keys{
-    "type", "host", "port", "path", "status", "argv", "interval", "timeout"};
+    "type", "host", "port", "path", "status", "argv", "interval", "timeout", "on_failure"};
 const std::set<std::string> config_keys{"path", "template", "mode"};
 const std::set<std::string> node_state_keys{"path", "generator", "owner", "mode"};
 const std::set<std::string> cluster_keys{
@@ -235,7 +235,7 @@ private:
                         "' (known: " + detail::join({check_keys.begin(), check_keys.end()}) + ")");
             } else if (
                 it != check_types.end() && key != "type" && key != "interval" && key != "timeout" &&
-                !it->second.second.contains(key)) {
+                key != "on_failure" && !it->second.second.contains(key)) {
                 diags_->error(kv.first, not_applicable(key, type_name));
             }
         }
@@ -272,6 +272,15 @@ private:
         }
         if (const auto timeout = yaml::optional_int(node, "timeout", *diags_, 1, 86400)) {
             check.timeout = std::chrono::seconds(*timeout);
+        }
+        if (const auto on_failure = yaml::optional_string(node, "on_failure", *diags_)) {
+            if (*on_failure == "degrade") {
+                check.degrade_only = true;
+            } else if (*on_failure != "restart") {
+                diags_->error(
+                    child(node, "on_failure"),
+                    "'on_failure' must be restart or degrade, not '" + *on_failure + "'");
+            }
         }
         if (diags_->items().size() != before) {
             return std::nullopt;

@@ -4,10 +4,25 @@
 # For each manifest: a cold compose (empty .deb cache, no cached rootfs) next to a bare mmdebstrap of the
 # same package set in the same run; a recompose after adding one package (warm .deb cache); the static
 # delta's size against the full commit. Prints figures; asserts nothing.
+#   tests/bench/image_bench.sh --cold-only BUILD_DIR image/default.yaml
+#       only the cold compose next to the bare mmdebstrap (issue 4's "default cold <= 1.2x bare" figure;
+#       25+ minutes of both cores: not on a shared machine)
+#   tests/bench/image_bench.sh --dry-run [--cold-only] BUILD_DIR [MANIFEST...]
+#       prints the package set and the commands each step would run, runs none of them
 # Env: STORMNODE_DEB (the stormnode .deb; default: cpack in BUILD_DIR), BENCH_EXTRA_PACKAGE (default: less).
 set -euo pipefail
 src=$(cd "$(dirname "$0")/../.." && pwd)
-bin=$(cd "${1:?usage: image_bench.sh BUILD_DIR [MANIFEST...]}" && pwd)
+cold_only=0
+dry_run=0
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --cold-only) cold_only=1; shift ;;
+        --dry-run) dry_run=1; shift ;;
+        --*) echo "image_bench.sh: unknown option $1" >&2; exit 2 ;;
+        *) break ;;
+    esac
+done
+bin=$(cd "${1:?usage: image_bench.sh [--cold-only] [--dry-run] BUILD_DIR [MANIFEST...]}" && pwd)
 shift
 manifests=("$@")
 [ ${#manifests[@]} -gt 0 ] || manifests=("$src/image/minimal.yaml")
@@ -15,6 +30,21 @@ extra=${BENCH_EXTRA_PACKAGE:-less}
 stormctl="$bin/installer/stormctl"
 work=$(mktemp -d /var/tmp/stormnode-image-bench.XXXXXX)
 trap 'gpgconf --homedir "$work/gpg" --kill gpg-agent 2>/dev/null || true; rm -rf "$work"' EXIT
+
+if [ "$dry_run" = 1 ]; then
+    for manifest in "${manifests[@]}"; do
+        mapfile -t packages < <("$stormctl" image packages "$manifest" --catalog "$src/roles/catalog")
+        [ ${#packages[@]} -gt 0 ] || { echo "image_bench.sh: no packages for $manifest" >&2; exit 1; }
+        include=$(IFS=,; echo "${packages[*]}")
+        echo "== $(basename "$manifest" .yaml): ${#packages[@]} packages"
+        echo "bare:  mmdebstrap --mode=root --variant=minbase --format=tar --include=$include --include=STORMNODE_DEB" \
+             "--hook-dir=/usr/share/mmdebstrap/hooks/file-mirror-automount bookworm WORK/bare.tar"
+        echo "cold:  $stormctl image build $manifest --repo WORK/repo --catalog $src/roles/catalog --cache WORK/cache" \
+             "--gpg-homedir WORK/gpg --gpg-key FPR --deb STORMNODE_DEB"
+        [ "$cold_only" = 1 ] || echo "warm:  the same with extra_packages: [$extra], then again unchanged; image diff"
+    done
+    exit 0
+fi
 
 deb=${STORMNODE_DEB:-}
 if [ -z "$deb" ]; then
@@ -59,6 +89,7 @@ for manifest in "${manifests[@]}"; do
     echo "cold compose:          ${cold} s ($(awk -v c="$cold" -v b="$bare" 'BEGIN {printf "%.2f", c / b}')x bare)," \
          "repo $(mib "$size"), $objects objects"
     grep -E "done in" "$work/cold.err" | sed 's/^/    /'
+    [ "$cold_only" = 1 ] && continue
 
     # Recompose with one more package (warm .deb cache; the rootfs differs, so mmdebstrap runs again).
     cp "$manifest" "$work/$name-plus.yaml"

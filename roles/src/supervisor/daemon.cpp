@@ -5,6 +5,7 @@
 #include <stormnode/common/subprocess.hpp>
 #include <stormnode/common/temp_dir.hpp>
 #include <stormnode/roles/catalog.hpp>
+#include <stormnode/roles/supervisor/galera_start.hpp>
 #include <stormnode/roles/supervisor/message_ids.hpp>
 #include <stormnode/roles/supervisor/quorum_guard.hpp>
 #include <stormnode/roles/supervisor/transaction.hpp>
@@ -129,6 +130,17 @@ Daemon::Daemon(sd_event* event, sd_bus* bus, DaemonOptions options)
 
     auto renderer = [this](const Plan& plan) {
         render_config(plan.body.config, node_, plan.roles, options_.templates_dir, options_.config_root);
+        const bool galera = std::any_of(plan.body.units.begin(), plan.body.units.end(), [](const Unit& unit) {
+            return unit.name == "mariadb.service";
+        });
+        if (galera) {
+            if (const auto decision = prepare_galera_start(node_, options_.config_root, std::chrono::milliseconds(1500))) {
+                log::info(
+                    std::string("galera: ") + (decision->start == GaleraStart::new_cluster ? "new cluster" : "join") +
+                        ": " + decision->reason,
+                    {{"STORMNODE_CLUSTER", node_.cluster_model->name}});
+            }
+        }
     };
     supervisor_ = std::make_unique<Supervisor>(systemd_, prober_, clock_, options_.supervisor, renderer, this);
     service_ = std::make_unique<NodeService>(
@@ -180,7 +192,8 @@ void Daemon::check_quorum(
     }
     std::optional<std::string> refusal;
     try {
-        refusal = quorum_refusal(quorum_roles, load_cluster_members(options_.cluster), hostname_, old_roles, new_roles);
+        const auto cluster = load_optional_cluster(options_.cluster, &catalog_->catalog);
+        refusal = quorum_refusal(quorum_roles, cluster ? &*cluster : nullptr, hostname_, old_roles, new_roles);
     } catch (const std::exception& e) {
         // Without a readable members list nothing proves the cluster keeps quorum.
         for (const auto& role : old_roles) {

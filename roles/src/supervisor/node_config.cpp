@@ -3,6 +3,7 @@
 #include <stormnode/common/error.hpp>
 #include <stormnode/common/temp_dir.hpp>
 #include <stormnode/common/yaml_diagnostics.hpp>
+#include <stormnode/roles/cluster.hpp>
 #include <stormnode/roles/node_file.hpp>
 
 #include <kainjow/mustache.hpp>
@@ -68,12 +69,9 @@ NodeConfig load_node_config(
 
     std::error_code ec;
     if (!cluster_yaml.empty() && std::filesystem::exists(cluster_yaml, ec)) {
-        Diagnostics cluster_diags(cluster_yaml.string());
-        if (auto doc = load_yaml_file(cluster_yaml, cluster_diags);
-            doc && yaml::expect_map(*doc, "cluster.yaml", cluster_diags)) {
-            config.cluster = *doc;
-        }
-        throw_if_errors(cluster_diags, cluster_yaml.string());
+        // The one cluster model; templates see its derived view (members per role, galera_nodes, vip).
+        config.cluster_model = load_cluster(cluster_yaml, catalog);
+        config.cluster = cluster_template_data(*config.cluster_model);
     }
     return config;
 }

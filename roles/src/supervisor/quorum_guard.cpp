@@ -23,58 +23,18 @@ bool votes_for(const std::vector<std::string>& roles, const std::string& role) {
 
 }  // namespace
 
-ClusterMembers parse_cluster_members(const YAML::Node& doc, Diagnostics& diags) {
-    ClusterMembers cluster;
-    cluster.present = true;
-    cluster.file = diags.file();
-    if (!yaml::expect_map(doc, "cluster.yaml", diags)) {
-        return cluster;
-    }
-    const YAML::Node members = doc["members"];
-    if (!members) {
-        return cluster;
-    }
-    if (!yaml::expect_sequence(members, "members", diags)) {
-        return cluster;
-    }
-    std::set<std::string> seen;
-    for (const auto& entry : members) {
-        if (!yaml::expect_map(entry, "a member", diags)) {
-            continue;
-        }
-        yaml::reject_unknown_keys(entry, {"hostname", "roles"}, diags);
-        ClusterMember member;
-        member.hostname = yaml::require_string(entry, "hostname", diags).value_or("");
-        if (!entry["roles"]) {
-            diags.error(entry, "missing required key 'roles'");
-        }
-        member.roles = yaml::string_list(entry, "roles", diags);
-        if (!member.hostname.empty() && !seen.insert(member.hostname).second) {
-            diags.error(entry["hostname"], "member '" + member.hostname + "' is listed twice");
-        }
-        cluster.members.push_back(std::move(member));
-    }
-    return cluster;
-}
-
-ClusterMembers load_cluster_members(const std::filesystem::path& cluster_yaml) {
+std::optional<Cluster> load_optional_cluster(
+    const std::filesystem::path& cluster_yaml, const Catalog* catalog) {
     std::error_code ec;
     if (cluster_yaml.empty() || !std::filesystem::exists(cluster_yaml, ec)) {
-        return ClusterMembers{};
+        return std::nullopt;
     }
-    Diagnostics diags(cluster_yaml.string());
-    ClusterMembers cluster;
-    if (const auto doc = load_yaml_file(cluster_yaml, diags)) {
-        cluster = parse_cluster_members(*doc, diags);
-    }
-    throw_if_errors(diags, cluster_yaml.string());
-    cluster.present = true;
-    return cluster;
+    return load_cluster(cluster_yaml, catalog);
 }
 
 std::optional<std::string> quorum_refusal(
     const std::set<std::string>& quorum_roles,
-    const ClusterMembers& cluster,
+    const Cluster* cluster,
     const std::string& hostname,
     const std::vector<std::string>& old_roles,
     const std::vector<std::string>& new_roles) {
@@ -87,12 +47,12 @@ std::optional<std::string> quorum_refusal(
     if (leaving.empty()) {
         return std::nullopt;
     }
-    if (!cluster.present) {
+    if (cluster == nullptr) {
         return "leaving " + leaving.front() + ": no cluster.yaml: cannot prove the cluster keeps quorum";
     }
     // The others as cluster.yaml lists them; this node as it is now and as it would be.
     std::vector<const std::vector<std::string>*> others;
-    for (const auto& member : cluster.members) {
+    for (const auto& member : cluster->members) {
         if (member.hostname != hostname) {
             others.push_back(&member.roles);
         }
@@ -109,7 +69,7 @@ std::optional<std::string> quorum_refusal(
             std::string why = "leaving " + role + " would leave ";
             why += std::to_string(after) + " of " + std::to_string(now);
             why += role == "db" ? " votes (db and quorum members, per " : " " + role + " members (per ";
-            why += cluster.file + "): the cluster would lose quorum";
+            why += cluster->file + "): the cluster would lose quorum";
             return why;
         }
     }

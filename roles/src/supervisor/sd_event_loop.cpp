@@ -418,6 +418,16 @@ void SdBusSystemdManager::read_properties(const std::string& unit, sd_bus_messag
             if (sd_bus_message_read(m, "v", "u", &value) >= 0) {
                 (key == "NRestarts" ? s.n_restarts : s.main_pid) = value;
             }
+        } else if (key == "ConditionResult") {
+            int value = 1;
+            if (sd_bus_message_read(m, "v", "b", &value) >= 0) {
+                s.condition_result = value != 0;
+            }
+        } else if (key == "ConditionTimestamp") {
+            uint64_t value = 0;
+            if (sd_bus_message_read(m, "v", "t", &value) >= 0) {
+                s.condition_timestamp = value;
+            }
         } else if (key == "InvocationID") {
             const void* bytes = nullptr;
             size_t size = 0;
@@ -462,7 +472,8 @@ void SdBusSystemdManager::on_properties_changed(const std::string& unit, sd_bus_
         while (sd_bus_message_read(m, "s", &name) > 0) {
             const std::string key(name);
             refresh = refresh || key == "ActiveState" || key == "SubState" || key == "Result" ||
-                      key == "NRestarts" || key == "MainPID" || key == "InvocationID";
+                      key == "NRestarts" || key == "MainPID" || key == "InvocationID" ||
+                      key == "ConditionResult" || key == "ConditionTimestamp";
         }
         sd_bus_message_exit_container(m);
         if (refresh) {

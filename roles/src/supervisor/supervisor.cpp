@@ -29,7 +29,8 @@ struct Supervisor::CheckRun {
 };
 
 struct Supervisor::Tracked {
-    enum class Phase { pending, starting, running, waiting, stopping, gave_up };
+    // not_applicable: its start was skipped by a failed Condition*=; neither running nor a failure.
+    enum class Phase { pending, starting, running, waiting, stopping, gave_up, not_applicable };
 
     Unit spec;
     std::size_t tier = 0;
@@ -53,6 +54,12 @@ struct Supervisor::Switch {
 };
 
 namespace {
+
+// Roles are applied as "name" or "name:variant"; an operator names the role.
+bool names_role(const std::string& applied, const std::string& role) {
+    return applied == role ||
+           (applied.size() > role.size() && applied.compare(0, role.size(), role) == 0 && applied[role.size()] == ':');
+}
 
 bool is_down(const std::string& active_state) {
     return active_state == "failed" || active_state == "inactive";
@@ -355,8 +362,19 @@ void Supervisor::tier_job_done(std::uint64_t /*generation*/, const std::string& 
         units_changed();
         return;
     }
-    t.phase = Tracked::Phase::running;
     const auto* state = systemd_.unit_state(unit);
+    if (state != nullptr && is_down(state->active_state) && state->skipped_by_condition()) {
+        // The job is "done" but nothing started: a Condition*= does not hold on this machine.
+        t.phase = Tracked::Phase::not_applicable;
+        t.last_reason = "start skipped: a Condition*= of the unit does not hold here";
+        if (observer_ != nullptr) {
+            observer_->unit_event(unit, "not-applicable", t.last_reason);
+        }
+        evaluate();
+        units_changed();
+        return;
+    }
+    t.phase = Tracked::Phase::running;
     if (state != nullptr && is_down(state->active_state)) {  // systemd sends unit changes before JobRemoved
         unit_down(t, "exited right after start: " + down_reason(*state));
     } else {
@@ -536,7 +554,8 @@ void Supervisor::probe_done(const std::string& unit, std::size_t index, const Pr
             observer_->unit_event(unit, "check-failing", describe_check(c.check) + ": " + result.detail);
         }
         // A check that never passed is the tier deadline's business (the service may still be starting).
-        if (c.ever_passed && t.supervised && c.consecutive_failures >= options_.check_failures_before_restart) {
+        if (c.ever_passed && t.supervised && !c.check.degrade_only &&
+            c.consecutive_failures >= options_.check_failures_before_restart) {
             unit_down(t, "check " + describe_check(c.check) + " failing: " + result.detail);
             evaluate();
             units_changed();
@@ -554,7 +573,7 @@ bool Supervisor::tier_ready(std::size_t tier, std::string* why, std::string* uni
     }
     for (const auto& name : tiers_[tier]) {
         const auto& t = *units_.at(name);
-        if (!t.required || !t.supervised) {
+        if (!t.required || !t.supervised || t.phase == Tracked::Phase::not_applicable) {
             continue;
         }
         const auto* state = systemd_.unit_state(name);
@@ -567,6 +586,9 @@ bool Supervisor::tier_ready(std::size_t tier, std::string* why, std::string* uni
             problem = "unit is " + (state != nullptr ? down_reason(*state) : std::string("unknown"));
         } else {
             for (const auto& c : t.checks) {
+                if (c.check.degrade_only) {
+                    continue;  // the cluster's state, not this unit's readiness
+                }
                 if (!c.known || !c.passing) {
                     problem = "check " + describe_check(c.check) + (c.known ? " failing: " + c.detail : " pending");
                     break;
@@ -609,6 +631,9 @@ void Supervisor::evaluate() {
         for (const auto& name : tiers) {
             const auto& t = *units_.at(name);
             const auto* state = systemd_.unit_state(name);
+            if (t.phase == Tracked::Phase::not_applicable) {
+                continue;
+            }
             if (t.phase != Tracked::Phase::running) {
                 problem = name + ": " + (t.last_reason.empty() ? "not running" : t.last_reason);
             } else if (state == nullptr || state->active_state != "active") {
@@ -765,10 +790,20 @@ void Supervisor::recover(const SwitchRecord& record, Plan old_plan, const Plan& 
     }
 }
 
-void Supervisor::restart_role(const std::string& role) {
-    if (std::find(plan_.roles.begin(), plan_.roles.end(), role) == plan_.roles.end()) {
+const std::string& Supervisor::applied_role(const std::string& role) const {
+    if (const auto exact = std::find(plan_.roles.begin(), plan_.roles.end(), role); exact != plan_.roles.end()) {
+        return *exact;
+    }
+    const auto by_name = std::find_if(
+        plan_.roles.begin(), plan_.roles.end(), [&role](const std::string& applied) { return names_role(applied, role); });
+    if (by_name == plan_.roles.end()) {
         throw Error(Errc::not_found, "role '" + role + "' is not applied on this node");
     }
+    return *by_name;
+}
+
+void Supervisor::restart_role(const std::string& requested) {
+    const std::string role = applied_role(requested);
     const auto it = plan_.role_units.find(role);
     std::vector<std::string> names = it != plan_.role_units.end() ? it->second : supervised_units();
     for (const auto& name : names) {
@@ -797,7 +832,9 @@ void Supervisor::set_state(RoleState state, const std::string& reason, const std
 std::vector<UnitStatus> Supervisor::units(const std::string& role) const {
     std::set<std::string> filter;
     if (!role.empty()) {
-        const auto it = plan_.role_units.find(role);
+        const auto applied = std::find_if(
+            plan_.roles.begin(), plan_.roles.end(), [&role](const std::string& r) { return names_role(r, role); });
+        const auto it = plan_.role_units.find(applied != plan_.roles.end() ? *applied : role);
         if (it != plan_.role_units.end()) {
             filter.insert(it->second.begin(), it->second.end());
         }
@@ -820,6 +857,7 @@ std::vector<UnitStatus> Supervisor::units(const std::string& role) const {
                 case Tracked::Phase::waiting: status.check_state = "waiting"; break;
                 case Tracked::Phase::stopping: status.check_state = "stopping"; break;
                 case Tracked::Phase::gave_up: status.check_state = "gave-up"; break;
+                case Tracked::Phase::not_applicable: status.check_state = "not-applicable"; break;
                 case Tracked::Phase::running: {
                     bool failing = false;
                     bool pending = false;

@@ -316,14 +316,16 @@ TEST_CASE("with cluster.yaml members that keep quorum, leaving needs no force", 
     REQUIRE(w.set_roles("gamma", false).error_name().empty());
     REQUIRE(run_until(w.event.get(), [&] { return w.switch_signals.size() == 1; }));
     write_file_atomic(w.dir.path() / "cluster.yaml",
-                      "members:\n  - {hostname: node7, roles: [gamma]}\n  - {hostname: node8, roles: [gamma]}\n");
+                      "name: c1\nmembers:\n  - {hostname: node7, address: 10.0.0.7, roles: [gamma]}\n"
+                      "  - {hostname: node8, address: 10.0.0.8, roles: [gamma]}\n");
     auto refused = w.set_roles("beta", false);  // 1 of 2 left
     CHECK(refused.error_name() == "org.stormclouds.Node1.Error.Refused");
     CHECK_THAT(sd_bus_message_get_error(refused.reply.get())->message,
                Catch::Contains("leaving gamma would leave 1 of 2 gamma members"));
     write_file_atomic(w.dir.path() / "cluster.yaml",
-                      "members:\n  - {hostname: node7, roles: [gamma]}\n  - {hostname: node8, roles: [gamma]}\n"
-                      "  - {hostname: node9, roles: [gamma]}\n");
+                      "name: c1\nmembers:\n  - {hostname: node7, address: 10.0.0.7, roles: [gamma]}\n"
+                      "  - {hostname: node8, address: 10.0.0.8, roles: [gamma]}\n"
+                      "  - {hostname: node9, address: 10.0.0.9, roles: [gamma]}\n");
     CHECK(w.set_roles("beta", false).error_name().empty());  // 2 of 3 left
     REQUIRE(run_until(w.event.get(), [&] { return w.switch_signals.size() == 2; }));
     CHECK(w.switch_signals.back() == "gamma->beta switched");

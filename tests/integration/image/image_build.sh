@@ -1,6 +1,6 @@
 #!/bin/bash
-# Integration: build image/minimal.yaml for real (mmdebstrap from Debian's mirror, dracut, import,
-# signed commit), then check it the way a user would: ostree fsck, a GPG-verified pull through a remote
+# Integration: image/minimal.yaml built for real (mmdebstrap from Debian's mirror, dracut, import,
+# signed commit; once per run by the stormnode_image fixture), then check it the way a user would: ostree fsck, a GPG-verified pull through a remote
 # with the public key, and a checkout with no per-node material and no role unit enabled. A tampered
 # object and an unknown key must make verification fail.
 # Env: STORMNODE_SOURCE_DIR, STORMNODE_BINARY_DIR (set by ctest); STORMNODE_DEB to use a prebuilt
@@ -9,7 +9,6 @@ set -euo pipefail
 
 src=${STORMNODE_SOURCE_DIR:?}
 bin=${STORMNODE_BINARY_DIR:?}
-cache=${STORMNODE_CACHE:-/var/cache/stormnode}
 stormctl="$bin/installer/stormctl"
 ref=stormnode/bookworm/x86_64/node
 failures=0
@@ -52,39 +51,22 @@ check_fails() {  # check_fails "what" "expected message regex" command...
     fi
 }
 
-# The stormnode .deb that goes into the image.
-deb=${STORMNODE_DEB:-}
-if [ -z "$deb" ]; then
-    (cd "$bin" && cpack -G DEB -B "$work/pkg" >"$work/cpack.log" 2>&1) || {
-        echo "cpack could not build the stormnode .deb:"
-        tail -20 "$work/cpack.log"
-        exit 1
-    }
-    deb=$(ls "$work"/pkg/stormnode_*.deb)
+# The image itself is built once per test run by the shared fixture (tests/system/build_image.sh, the
+# ctest fixture stormnode_image): this test and the system tests read the same repo.
+art="$bin/system-artifacts"
+if [ ! -f "$art/image.env" ]; then
+    "$src/tests/system/build_image.sh" "$art"
 fi
+cat "$art/build.out"
+cp "$art/pub.asc" "$work/pub.asc"
+ln -s "$art/repo" "$work/repo"
 
-# A signing key for this test only.
-mkdir -m 0700 "$work/gpg" "$work/gpg-other"
-for home in "$work/gpg" "$work/gpg-other"; do
-    gpg --homedir "$home" --batch --pinentry-mode loopback --passphrase '' \
-        --quick-gen-key "stormnode test <test@stormnode.invalid>" rsa2048 sign never 2>/dev/null
-done
-fpr=$(gpg --homedir "$work/gpg" --batch --with-colons --list-secret-keys | awk -F: '/^fpr/ {print $10; exit}')
-gpg --homedir "$work/gpg" --batch --armor --export "$fpr" >"$work/pub.asc"
+# A key the image was not signed with.
+mkdir -m 0700 "$work/gpg-other"
+gpg --homedir "$work/gpg-other" --batch --pinentry-mode loopback --passphrase '' \
+    --quick-gen-key "stormnode other <other@stormnode.invalid>" rsa2048 sign never 2>/dev/null
 gpg --homedir "$work/gpg-other" --batch --armor --export >"$work/other.asc"
-
-echo "building image/minimal.yaml (cache $cache)"
-start=$(date +%s)
-if ! "$stormctl" image build "$src/image/minimal.yaml" --repo "$work/repo" --catalog "$src/roles/catalog" \
-        --cache "$cache" --gpg-homedir "$work/gpg" --gpg-key "$fpr" --deb "$deb" \
-        >"$work/build.out" 2>"$work/build.err"; then
-    echo "FAILED: stormctl image build"
-    tail -40 "$work/build.err"
-    exit 1
-fi
-echo "built in $(( $(date +%s) - start )) s"
-cat "$work/build.out"
-commit=$(awk '/^commit / {print $2}' "$work/build.out")
+commit=$(awk '/^commit / {print $2}' "$art/build.out")
 
 check "ostree fsck passes" ostree fsck --repo="$work/repo"
 check "the ref points at the new commit" test "$(ostree rev-parse --repo="$work/repo" "$ref")" = "$commit"
@@ -105,7 +87,7 @@ check_fails "a remote with an unknown key refuses the commit" "public key not fo
     ostree pull --repo="$work/stranger" stormnode "$ref"
 
 # Tamper with one content object in a copy of the repo.
-cp -a "$work/repo" "$work/tampered"
+cp -a "$art/repo" "$work/tampered"
 victim=$(find "$work/tampered/objects" -name '*.filez' -size +4k -print -quit)
 printf 'tampered' | dd of="$victim" bs=1 seek=100 conv=notrunc status=none
 check_fails "ostree fsck finds the tampered object" "corrupted|checksum|invalid|error" \

@@ -170,6 +170,22 @@ TEST_CASE("(b) a SIGKILLed unit is seen, restarted, and the role goes degraded t
     CHECK(degraded.front().at("STORMNODE_UNIT") == "testsvc-worker.service");
 }
 
+TEST_CASE("(a) a unit skipped by a failed Condition is not applicable and the role is healthy", "[roles][integration]") {
+    // testsvc-nothere has ConditionPathExists=/nonexistent, like chrony's ConditionCapability=CAP_SYS_TIME
+    // in a container: systemd skips its start and the job is still "done".
+    st::RoledNode node(options({"testsvc"}, {"notapplicable"}));
+    const auto state = node.wait_for_state([](const std::string& s) { return state_word(s) == "healthy"; }, 60s, "healthy");
+    CHECK(state == "healthy");
+    const auto* row = find_row(node.units(), "testsvc-nothere.service");
+    REQUIRE(row != nullptr);
+    CHECK(row->check_state == "not-applicable");
+    CHECK(row->active_state == "inactive");
+    CHECK(node.unit_property("testsvc-nothere.service", "ConditionResult") == "false");
+    CHECK(node.unit_property("testsvc-nothere.service", "NRestarts") == "0");
+    // Started once, never retried.
+    CHECK(node.journal({"_PID=1", "UNIT=testsvc-nothere.service", "JOB_TYPE=start"}).size() == 1);
+}
+
 TEST_CASE("(c) a unit that always fails backs off, the role fails with its reason, and storm-roled stays idle", "[roles][integration]") {
     auto o = options({"testsvc"}, {"crashloop"});
     // Gives up after 5 failures: with a 0.25 s backoff doubling that is ~4 s (the default 1 s: ~15 s).

@@ -31,7 +31,7 @@ std::vector<std::string> messages(const Diagnostics& d) {
 TEST_CASE("the shipped manifests load", "[image][manifest]") {
     const auto def = image::load_valid_manifest(STORMNODE_SOURCE_DIR "/image/default.yaml", kRoles);
     CHECK(def.roles.size() == 9);
-    CHECK(def.dracut.modules == std::vector<std::string>{"ostree", "dmsquash-live"});
+    CHECK(def.dracut.modules == std::vector<std::string>{"ostree", "dmsquash-live", "livenet", "network-legacy"});
     CHECK_FALSE(def.dracut.hostonly);
     CHECK(def.ref() == "stormnode/bookworm/x86_64/node");
     CHECK(def.sha256.size() == 64);

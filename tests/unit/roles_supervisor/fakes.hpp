@@ -8,6 +8,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -80,6 +81,7 @@ public:
     std::map<std::string, std::vector<JobCallback>> waiting;
     int invocation = 0;
     std::function<void(const std::string&)> on_job;  // called as a job is queued, before anything changes
+    std::set<std::string> condition_fails;          // units whose Condition*= does not hold: start is skipped
 
     void start_unit(const std::string& unit, JobCallback done) override { job("start", unit, std::move(done)); }
     void stop_unit(const std::string& unit, JobCallback done) override { job("stop", unit, std::move(done)); }
@@ -152,7 +154,13 @@ private:
             result = it->second;
         }
         const auto* s = unit_state(unit);
-        if (result == JobResult::done) {
+        if (result == JobResult::done && verb != "stop" && condition_fails.contains(unit)) {
+            // systemd: the job is "done", the unit stays inactive, ConditionResult=false.
+            auto& st = states[unit];
+            st.condition_result = false;
+            st.condition_timestamp = 1700000000000000ULL + static_cast<std::uint64_t>(++invocation);
+            set_state(unit, "inactive");
+        } else if (result == JobResult::done) {
             if (verb == "stop") {
                 set_state(unit, "inactive");
             } else if (verb == "restart" || s == nullptr || s->active_state != "active") {

@@ -48,10 +48,11 @@ TEST_CASE("templates render node and cluster data without HTML escaping", "[node
     TempDir dir;
     const auto node = node_from(
         dir, "roles: [db]\nhostname: db1\nvariables: {pool: \"a&b\"}\n",
-        "members:\n  - {name: db1, address: 10.0.0.1}\n  - {name: db2, address: 10.0.0.2}\n");
+        "name: c1\nmembers:\n  - {hostname: db1, address: 10.0.0.1, roles: [db]}\n"
+        "  - {hostname: db2, address: 10.0.0.2, roles: [db]}\n");
     const auto text = render_template(
         "[mysqld]\nwsrep_node_name={{hostname}}\npool={{variables.pool}}\n"
-        "wsrep_cluster_address=gcomm://{{#cluster.members}}{{address}},{{/cluster.members}}\n"
+        "wsrep_cluster_address=gcomm://{{#cluster.members.db}}{{address}},{{/cluster.members.db}}\n"
         "{{#has_role.db}}db=yes{{/has_role.db}}{{#has_role.compute}}compute=yes{{/has_role.compute}}\n",
         "galera.cnf", node, node.roles);
     CHECK(text == "[mysqld]\nwsrep_node_name=db1\npool=a&b\n"

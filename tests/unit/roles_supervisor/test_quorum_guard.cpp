@@ -1,4 +1,4 @@
-// The quorum guard's arithmetic and its small cluster.yaml members parser.
+// The quorum guard's arithmetic over the cluster model, and the guard reading the real cluster.yaml.
 #include <stormnode/common/error.hpp>
 #include <stormnode/common/temp_dir.hpp>
 #include <stormnode/roles/supervisor/quorum_guard.hpp>
@@ -12,19 +12,28 @@ namespace {
 
 const std::set<std::string> kQuorumRoles{"controller", "db", "quorum"};
 
-ClusterMembers cluster(std::vector<ClusterMember> members) {
-    return ClusterMembers{true, "/etc/stormnode/cluster.yaml", std::move(members)};
+using MemberRoles = std::pair<std::string, std::vector<std::string>>;
+
+Cluster cluster(const std::vector<MemberRoles>& members) {
+    Cluster c;
+    c.file = "/etc/stormnode/cluster.yaml";
+    c.name = "c1";
+    int host = 1;
+    for (const auto& [hostname, roles] : members) {
+        c.members.push_back({hostname, "10.0.0." + std::to_string(host++), "", roles});
+    }
+    return c;
 }
 
 std::optional<std::string> refusal(
-    const ClusterMembers& c, std::vector<std::string> from, std::vector<std::string> to) {
-    return quorum_refusal(kQuorumRoles, c, "n1", from, to);
+    const std::optional<Cluster>& c, std::vector<std::string> from, std::vector<std::string> to) {
+    return quorum_refusal(kQuorumRoles, c ? &*c : nullptr, "n1", from, to);
 }
 
 }  // namespace
 
 TEST_CASE("without cluster.yaml a node may not leave a quorum role", "[quorum][unit]") {
-    const ClusterMembers none;
+    const std::optional<Cluster> none;
     const auto why = refusal(none, {"db"}, {"compute"});
     REQUIRE(why);
     CHECK(*why == "leaving db: no cluster.yaml: cannot prove the cluster keeps quorum");
@@ -73,33 +82,43 @@ TEST_CASE("this node counts with the roles it has, whatever cluster.yaml says of
     CHECK(refusal(cluster({{"n2", {"db"}}}), {"db"}, {"compute"}));
 }
 
-TEST_CASE("cluster.yaml's members list is parsed strictly, with positions", "[quorum][unit]") {
+TEST_CASE("the guard reads cluster.yaml with the cluster model and the catalog", "[quorum][unit]") {
     TempDir dir{"stormnode-cluster"};
     const auto file = dir.path() / "cluster.yaml";
-    CHECK_FALSE(load_cluster_members(file).present);
+    const Catalog catalog =
+        load_valid_catalog(std::filesystem::path(STORMNODE_SOURCE_DIR) / "roles" / "catalog");
+    CHECK_FALSE(load_optional_cluster(file, &catalog));
 
     write_file_atomic(
         file,
-        "vip: 10.0.0.5\nmembers:\n  - {hostname: n1, roles: [db, controller]}\n"
-        "  - hostname: q1\n    roles: [quorum]\n");
-    const auto ok = load_cluster_members(file);
-    CHECK(ok.present);
-    REQUIRE(ok.members.size() == 2);
-    CHECK(ok.members[0].roles == std::vector<std::string>{"db", "controller"});
-    CHECK(ok.members[1].hostname == "q1");
+        "name: dbc\nmembers:\n  - {hostname: db-1, address: 10.0.0.1, zone: a, roles: [db]}\n"
+        "  - {hostname: db-2, address: 10.0.0.2, zone: b, roles: [\"db:galera\"]}\n"
+        "  - {hostname: q-1, address: 10.0.0.3, zone: c, roles: [quorum]}\n");
+    const auto loaded = load_optional_cluster(file, &catalog);
+    REQUIRE(loaded);
+    REQUIRE(loaded->members.size() == 3);
+    // The quorum node leaving while the db pair depends on it: refused.
+    const auto why = quorum_refusal(kQuorumRoles, &*loaded, "q-1", {"quorum"}, {"monitor"});
+    REQUIRE(why);
+    CHECK_THAT(*why, Catch::Contains("leaving quorum would leave 0 of 1 quorum members"));
+    CHECK_THAT(*why, Catch::Contains(file.string()));
+    // One db member of the pair leaving: db-2 + q-1 is 2 of 3 votes, so it is allowed.
+    CHECK_FALSE(quorum_refusal(kQuorumRoles, &*loaded, "db-1", {"db"}, {"compute"}));
 
     write_file_atomic(
         file,
-        "members:\n  - {hostname: n1, roles: [db]}\n  - hostname: n2\n    role: [db]\n"
-        "  - {hostname: n1, roles: [db]}\n");
+        "name: dbc\nmembers:\n  - {hostname: db-1, address: 10.0.0.1, roles: [db]}\n"
+        "  - {hostname: db-2, address: 10.0.0.1, roles: [db]}\n");
     try {
-        (void)load_cluster_members(file);
+        (void)load_optional_cluster(file, &catalog);
         FAIL("no error");
     } catch (const Error& e) {
         CHECK(e.code() == Errc::invalid_input);
         const std::string text = describe(e);
-        CHECK_THAT(text, Catch::Contains(file.string() + ":4:5: unknown key 'role'"));
-        CHECK_THAT(text, Catch::Contains(file.string() + ":3:5: missing required key 'roles'"));
-        CHECK_THAT(text, Catch::Contains(file.string() + ":5:16: member 'n1' is listed twice"));
+        CHECK_THAT(
+            text, Catch::Contains(file.string() + ":4:31: address 10.0.0.1 of 'db-2' is already 'db-1''s"));
+        CHECK_THAT(
+            text,
+            Catch::Contains(file.string() + ":4:48: a db cluster of two (db-1, db-2) needs a quorum member"));
     }
 }

@@ -373,3 +373,109 @@ TEST_CASE("a restarted unit keeps the role degraded until its checks pass again"
     CHECK(f.recorder.states == std::vector<std::string>{
         "starting", "healthy", "degraded: testsvc-worker.service: failed (signal)", "healthy"});
 }
+
+TEST_CASE(
+    "a unit whose start is skipped by a failed Condition is not applicable, not a failure",
+    "[supervisor][unit]") {
+    // chrony in a container: ConditionCapability=CAP_SYS_TIME does not hold, the job is "done", the unit
+    // stays inactive. The role is healthy and the unit says why it is not running; it is not restarted.
+    Fixture f;
+    auto& s = f.make();
+    f.systemd.condition_fails.insert("chrony.service");
+    s.apply(plan_of(
+        "common",
+        {unit("chrony.service"), unit("a.service", 80), unit("b.service")},
+        {{"chrony.service", "a.service"}, {"b.service"}}));
+    f.clock.advance(60s);
+    CHECK(s.state() == RoleState::healthy);
+    CHECK(f.called("start b.service"));  // the next tier was not held back
+    CHECK(f.systemd.count("start chrony.service") == 1);
+    CHECK(f.systemd.count("restart chrony.service") == 0);
+    const auto units = s.units();
+    const auto chrony = std::find_if(
+        units.begin(), units.end(), [](const UnitStatus& u) { return u.unit == "chrony.service"; });
+    REQUIRE(chrony != units.end());
+    CHECK(chrony->active_state == "inactive");
+    CHECK(chrony->check_state == "not-applicable");
+    CHECK(
+        std::find(f.recorder.events.begin(), f.recorder.events.end(), "not-applicable chrony.service") !=
+        f.recorder.events.end());
+    CHECK(
+        std::find(f.recorder.events.begin(), f.recorder.events.end(), "died chrony.service") ==
+        f.recorder.events.end());
+}
+
+TEST_CASE("a unit that exits at once with its Condition holding is still a failure", "[supervisor][unit]") {
+    // ConditionResult=true with a timestamp (checked, held), but the unit is down: restarted as before.
+    Fixture f;
+    f.options.max_failures = 2;
+    auto& s = f.make();
+    f.systemd.on_job = [&f](const std::string& call) {
+        if (call == "start x.service" || call == "restart x.service") {
+            f.systemd.states["x.service"].condition_result = true;
+            f.systemd.states["x.service"].condition_timestamp = 1700000000000000ULL;
+        }
+    };
+    f.systemd.script["x.service"] = JobResult::failed;
+    s.apply(plan_of("r", {unit("x.service")}, {{"x.service"}}));
+    f.clock.advance(60s);
+    CHECK(s.state() == RoleState::failed);
+    const auto units = s.units();
+    REQUIRE(units.size() == 1);
+    CHECK(units.front().check_state == "gave-up");
+}
+
+TEST_CASE("RestartRole and Units take a role name without its variant", "[supervisor][unit]") {
+    Fixture f;
+    auto& s = f.make();
+    Plan plan = plan_of(
+        "db:galera",
+        {unit("mariadb.service"), unit("garb.service")},
+        {{"mariadb.service"}, {"garb.service"}});
+    plan.roles.push_back("dbproxy");
+    plan.role_units["db:galera"] = {"mariadb.service"};
+    plan.role_units["dbproxy"] = {"garb.service"};
+    s.apply(plan);
+    f.clock.run_due();
+    REQUIRE(s.state() == RoleState::healthy);
+    CHECK(s.applied_role("db") == "db:galera");
+    CHECK(s.applied_role("db:galera") == "db:galera");
+    CHECK(s.units("db").size() == 1);
+    s.restart_role("db");
+    f.clock.run_due();
+    CHECK(f.systemd.count("restart mariadb.service") == 1);
+    CHECK(f.systemd.count("restart garb.service") == 0);
+    // A prefix of another role's name is not that role.
+    CHECK_THROWS_AS(s.restart_role("dbp"), stormnode::Error);
+    CHECK_THROWS_AS(s.applied_role("d"), stormnode::Error);
+}
+
+TEST_CASE("an on_failure: degrade check degrades the role, never restarts, never holds a tier back", "[supervisor][unit]") {
+    Fixture f;
+    f.options.probe_jitter = 0;
+    auto& s = f.make();
+    Unit db = unit("mariadb.service", 3306);
+    Check size = db.checks.front();
+    size.port = 4444;  // stands for the Galera size check
+    size.degrade_only = true;
+    db.checks.push_back(size);
+    f.prober.healthy["4444"] = false;  // a member is missing from the start
+    s.apply(plan_of("db", {db, unit("after.service", 5000)}, {{"mariadb.service"}, {"after.service"}}));
+    f.clock.advance(2s);
+    CHECK(f.called("start after.service"));  // the next tier did not wait on the cluster's size
+    CHECK(s.state() == RoleState::degraded);
+    CHECK_THAT(s.reason(), Catch::Contains("mariadb.service: check"));
+
+    f.prober.healthy["4444"] = true;
+    f.clock.advance(11s);
+    CHECK(s.state() == RoleState::healthy);
+
+    f.prober.healthy["4444"] = false;  // a member dies; this node stays Primary
+    f.clock.advance(60s);
+    CHECK(s.state() == RoleState::degraded);
+    CHECK(f.systemd.count("restart mariadb.service") == 0);
+    f.prober.healthy["4444"] = true;
+    f.clock.advance(2s);
+    CHECK(s.state() == RoleState::healthy);
+    CHECK(std::find(f.recorder.states.begin(), f.recorder.states.end(), "failed") == f.recorder.states.end());
+}

@@ -25,6 +25,9 @@ struct Check {
     std::vector<std::string> argv;        // exec
     std::chrono::milliseconds interval{10000};
     std::chrono::milliseconds timeout{5000};
+    // on_failure: degrade. Its failure marks the role degraded and never restarts the unit, nor holds
+    // back the next tier: the state of a cluster (a Galera member gone), not of this node's service.
+    bool degrade_only = false;
 
     bool operator==(const Check&) const = default;
 };

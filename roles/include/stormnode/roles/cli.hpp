@@ -10,4 +10,7 @@ namespace stormnode::roles {
 // 2 usage or validation error) or throw stormnode::Error.
 void add_role_commands(CLI::App& app, int& exit_code);
 
+// Registers `stormctl cluster init|validate` (cluster.yaml: cli/cluster_commands.cpp).
+void add_cluster_commands(CLI::App& app, int& exit_code);
+
 }  // namespace stormnode::roles

@@ -3,9 +3,11 @@
 #pragma once
 
 #include <stormnode/roles/catalog.hpp>
+#include <stormnode/roles/cluster.hpp>
 
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -22,7 +24,8 @@ struct NodeConfig {
     std::set<std::string> features;                  // optional catalog features this node enables
     std::map<std::string, std::string> variables;
     YAML::Node document;                             // all of node.yaml, for templates
-    YAML::Node cluster;                              // all of cluster.yaml, null when there is none
+    YAML::Node cluster;  // cluster_template_data() of cluster.yaml, null when there is none
+    std::optional<Cluster> cluster_model;  // cluster.yaml, nullopt when there is none
 };
 
 // Reads node.yaml with the one node.yaml parser (stormnode/roles/node_file.hpp: what storm-firstboot and

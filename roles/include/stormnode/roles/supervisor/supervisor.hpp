@@ -107,6 +107,9 @@ public:
     // Restarts the units a role brings, tier by tier, and forgets their failures. Throws
     // Error(not_found) for a role that is not applied.
     void restart_role(const std::string& role);
+    // The applied entry a role name means: "db" or "db:galera" both find a role applied as "db:galera".
+    // Throws Error(not_found) for a role that is not applied.
+    [[nodiscard]] const std::string& applied_role(const std::string& role) const;
 
     [[nodiscard]] RoleState state() const noexcept { return state_; }
     [[nodiscard]] const std::string& reason() const noexcept { return reason_; }
@@ -114,7 +117,7 @@ public:
     [[nodiscard]] const std::string& reason_unit() const noexcept { return reason_unit_; }
     [[nodiscard]] const std::vector<std::string>& roles() const noexcept { return plan_.roles; }
     [[nodiscard]] bool switching() const noexcept { return switch_ != nullptr; }
-    // The units of one role ("" for all), in tier order.
+    // The units of one role ("" for all; a name without its variant will do), in tier order.
     [[nodiscard]] std::vector<UnitStatus> units(const std::string& role = {}) const;
     // InvocationID of every active unit (for the state file).
     [[nodiscard]] std::map<std::string, std::string> invocation_ids() const;

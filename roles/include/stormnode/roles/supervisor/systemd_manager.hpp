@@ -39,6 +39,16 @@ struct UnitState {
     std::uint32_t n_restarts = 0;   // systemd's own Restart= count
     std::uint32_t main_pid = 0;
     std::string invocation_id;      // 32 hex digits; changes on every start
+    // Whether the unit's Condition*= held when it was last checked (ConditionResult); the check time in
+    // µs since the epoch (ConditionTimestamp), 0 when never checked (ConditionResult is then false too).
+    bool condition_result = true;
+    std::uint64_t condition_timestamp = 0;
+
+    // Its last start was skipped because a Condition*= did not hold: the unit does not apply here (chrony
+    // without CAP_SYS_TIME in a container), which is not a failure.
+    [[nodiscard]] bool skipped_by_condition() const noexcept {
+        return condition_timestamp != 0 && !condition_result;
+    }
 
     bool operator==(const UnitState&) const = default;
 };

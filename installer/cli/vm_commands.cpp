@@ -1,0 +1,119 @@
+// `stormctl vm run|list|destroy`: argument parsing and output only; the work is in vm.hpp.
+#include <stormnode/common/error.hpp>
+#include <stormnode/common/log.hpp>
+#include <stormnode/installer/vm.hpp>
+#include <stormnode/installer/vm_cli.hpp>
+
+#include <CLI/CLI.hpp>
+
+#include <iostream>
+#include <memory>
+
+namespace stormnode::installer {
+namespace {
+
+constexpr const char* kDefaultUri = "qemu:///system";
+constexpr const char* kStateRoot = "/var/lib/stormnode/vm";
+
+struct RunArgs {
+    std::string iso;
+    std::string name = "stormnode";
+    std::uint64_t disk_gib = 20;
+    std::uint32_t memory_mib = 2048;
+    std::string answers;
+    bool uefi = false;
+    bool console = false;
+};
+
+int run_vm(const RunArgs& args, const std::string& uri, const std::string& state_root) {
+    VmSpec spec;
+    spec.name = args.name;
+    spec.iso = std::filesystem::absolute(args.iso);
+    spec.state_dir = std::filesystem::path(state_root) / args.name;
+    spec.disk_bytes = args.disk_gib << 30;
+    spec.memory_mib = args.memory_mib;
+    spec.uefi = args.uefi;
+    (void)domain_xml(spec);  // a bad name or size fails before any file is made
+    Hypervisor hypervisor(uri);
+    if (hypervisor.find(spec.name)) {
+        throw Error(
+            Errc::invalid_input,
+            "a VM named '" + spec.name + "' exists already (stormctl vm destroy " + spec.name + ")");
+    }
+    prepare_vm_files(
+        spec, args.answers.empty() ? std::nullopt : std::optional<std::filesystem::path>(args.answers));
+    try {
+        hypervisor.run(spec);
+    } catch (...) {
+        std::error_code ignored;
+        std::filesystem::remove_all(spec.state_dir, ignored);
+        throw;
+    }
+    log::info(
+        "vm: started " + spec.name + (spec.uefi ? " (UEFI)" : " (BIOS)") + " from " + spec.iso.string());
+    const auto vm = hypervisor.find(spec.name);
+    std::cout << "name " << spec.name << "\n"
+              << "disk " << spec.disk().string() << "\n"
+              << "serial-log " << spec.serial_log().string() << "\n";
+    if (vm && !vm->console_pty.empty()) {
+        std::cout << "console " << vm->console_pty << "\n";
+    }
+    if (args.console) {
+        // Attaching needs a terminal that forwards keys; virsh does that well, so say how.
+        std::cout << "attach with: virsh -c " << uri << " console " << spec.name << "\n";
+    }
+    return 0;
+}
+
+}  // namespace
+
+void add_vm_commands(CLI::App& app, int& exit_code) {
+    auto* vm = app.add_subcommand("vm", "Try a node in a local libvirt VM (qemu, TCG when there is no KVM)");
+    vm->require_subcommand(1);
+    auto uri = std::make_shared<std::string>(kDefaultUri);
+    auto state_root = std::make_shared<std::string>(kStateRoot);
+    vm->add_option("--connect", *uri, "libvirt URI")->capture_default_str();
+    vm->add_option("--state-dir", *state_root, "Where each VM's disk, UEFI variables and serial log go")
+        ->capture_default_str();
+
+    auto args = std::make_shared<RunArgs>();
+    auto* r = vm->add_subcommand("run", "Boot the ISO in a new VM with an empty virtio disk");
+    r->add_option("iso", args->iso, "The stormnode ISO")->required();
+    r->add_option("--name", args->name, "VM name")->capture_default_str();
+    r->add_option("--disk-size", args->disk_gib, "Disk size in GiB")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 16384));
+    r->add_option("--memory", args->memory_mib, "Memory in MiB")
+        ->capture_default_str()
+        ->check(CLI::Range(256, 1048576));
+    r->add_option(
+        "--answers",
+        args->answers,
+        "Answer file, attached as answers.yaml on a second cdrom labelled STORMANS");
+    r->add_flag("--uefi", args->uefi, "Boot with UEFI (OVMF, Secure Boot off) instead of BIOS");
+    r->add_flag("--console", args->console, "Print the serial console's pty and how to attach to it");
+    r->callback([args, uri, state_root, &exit_code] { exit_code = run_vm(*args, *uri, *state_root); });
+
+    auto* l = vm->add_subcommand("list", "List the VMs: name, state, console pty, files");
+    l->callback([uri, &exit_code] {
+        Hypervisor hypervisor(*uri);
+        for (const auto& v : hypervisor.list()) {
+            std::cout << v.name << "\t" << (v.running ? "running" : "shut-off") << "\t"
+                      << (v.console_pty.empty() ? "-" : v.console_pty) << "\t"
+                      << (v.state_dir.empty() ? "-" : v.state_dir.string()) << "\n";
+        }
+        exit_code = 0;
+    });
+
+    auto name = std::make_shared<std::string>();
+    auto* d = vm->add_subcommand("destroy", "Power off and remove a VM with its disk and UEFI variables");
+    d->add_option("name", *name, "VM name")->required();
+    d->callback([uri, name, &exit_code] {
+        Hypervisor hypervisor(*uri);
+        hypervisor.destroy(*name);
+        log::info("vm: destroyed " + *name);
+        exit_code = 0;
+    });
+}
+
+}  // namespace stormnode::installer

@@ -1,0 +1,249 @@
+#include "sysroot_ops.hpp"
+
+#include <stormnode/image/repo.hpp>
+
+#include <unistd.h>
+
+namespace stormnode::installer {
+namespace fs = std::filesystem;
+using image::GErrorPtr;
+using image::throw_gerror;
+
+namespace {
+
+using AsyncProgress = CHandle<OstreeAsyncProgress, image::gobject_unref>;
+
+constexpr const char* kTransientRemote = "stormnode-install-source";
+
+void on_pull_progress(OstreeAsyncProgress* p, gpointer user_data) {
+    auto* sink = static_cast<ProgressSink*>(user_data);
+    guint fetched = 0;
+    guint requested = 0;
+    ostree_async_progress_get(p, "fetched", "u", &fetched, "requested", "u", &requested, nullptr);
+    sink->advance(fetched);
+}
+
+void pull(OstreeRepo* repo, const std::string& remote, const std::string& ref, ProgressSink& progress) {
+    GVariantBuilder b;
+    g_variant_builder_init(&b, G_VARIANT_TYPE("a{sv}"));
+    const char* refs[] = {ref.c_str(), nullptr};
+    g_variant_builder_add(&b, "{s@v}", "refs", g_variant_new_variant(g_variant_new_strv(refs, -1)));
+    g_variant_builder_add(&b, "{s@v}", "gpg-verify", g_variant_new_variant(g_variant_new_boolean(TRUE)));
+    auto options = image::take_variant(g_variant_builder_end(&b));
+    AsyncProgress async(ostree_async_progress_new_and_connect(on_pull_progress, &progress));
+    GErrorPtr error;
+    const gboolean ok =
+        ostree_repo_pull_with_options(repo, remote.c_str(), options.get(), async.get(), nullptr, out(error));
+    ostree_async_progress_finish(async.get());
+    if (!ok) {
+        const bool gpg = error && (error->domain == OSTREE_GPG_ERROR ||
+                                   std::string(error->message).find("GPG") != std::string::npos ||
+                                   std::string(error->message).find("signature") != std::string::npos ||
+                                   std::string(error->message).find("public key") != std::string::npos);
+        if (gpg) {
+            const std::string message = error->message;
+            throw Error(
+                Errc::refused,
+                "refusing commit of '" + ref + "': it is not signed by the stormnode key (" + message + ")");
+        }
+        throw_gerror(error, "pulling '" + ref + "'");
+    }
+}
+
+std::string resolve(OstreeRepo* repo, const std::string& refspec) {
+    GErrorPtr error;
+    char* raw = nullptr;
+    if (!ostree_repo_resolve_rev(repo, refspec.c_str(), FALSE, &raw, out(error))) {
+        throw_gerror(error, "resolving '" + refspec + "'");
+    }
+    image::GCharPtr checksum(raw);
+    return checksum.get();
+}
+
+}  // namespace
+
+Sysroot open_sysroot(const fs::path& root, bool initialize) {
+    image::GFilePtr path(g_file_new_for_path(root.c_str()));
+    Sysroot sysroot(ostree_sysroot_new(path.get()));
+    GErrorPtr error;
+    if (initialize) {
+        if (!ostree_sysroot_ensure_initialized(sysroot.get(), nullptr, out(error))) {
+            throw_gerror(error, "initializing the OSTree sysroot in " + root.string());
+        }
+    }
+    if (!ostree_sysroot_load(sysroot.get(), nullptr, out(error))) {
+        throw_gerror(error, "loading the OSTree sysroot in " + root.string());
+    }
+    if (initialize) {
+        OstreeRepo* repo = sysroot_repo(sysroot.get());
+        KeyFilePtr config(ostree_repo_copy_config(repo));
+        // Debian's GRUB has no blscfg and ostree's detection looks for Fedora's grub2-mkconfig: we
+        // write grub.cfg from the BLS entries ourselves.
+        g_key_file_set_string(config.get(), "sysroot", "bootloader", "none");
+        if (!ostree_repo_write_config(repo, config.get(), out(error))) {
+            throw_gerror(error, "writing the sysroot repo's config");
+        }
+        if (!ostree_sysroot_init_osname(sysroot.get(), kOsName, nullptr, out(error))) {
+            throw_gerror(error, std::string("creating the OSTree stateroot '") + kOsName + "'");
+        }
+        if (!ostree_sysroot_load(sysroot.get(), nullptr, out(error))) {
+            throw_gerror(error, "loading the OSTree sysroot in " + root.string());
+        }
+    }
+    return sysroot;
+}
+
+OstreeRepo* sysroot_repo(OstreeSysroot* sysroot) {
+    OstreeRepo* repo = nullptr;
+    GErrorPtr error;
+    if (!ostree_sysroot_get_repo(sysroot, &repo, nullptr, out(error))) {
+        throw_gerror(error, "opening the sysroot's repo");
+    }
+    // get_repo hands out a new reference; the sysroot keeps its own, so this one can go.
+    g_object_unref(repo);
+    return repo;
+}
+
+std::string source_url(const std::string& dir_or_url) {
+    if (dir_or_url.find("://") != std::string::npos) {
+        return dir_or_url;
+    }
+    return "file://" + fs::absolute(dir_or_url).lexically_normal().string();
+}
+
+std::string pull_verified(
+    OstreeRepo* repo,
+    const std::string& url,
+    const std::string& ref,
+    const std::string& public_key,
+    ProgressSink& progress) {
+    GErrorPtr error;
+    // A leftover from an interrupted run would carry an old URL or key.
+    ostree_repo_remote_change(
+        repo,
+        nullptr,
+        OSTREE_REPO_REMOTE_CHANGE_DELETE_IF_EXISTS,
+        kTransientRemote,
+        nullptr,
+        nullptr,
+        nullptr,
+        nullptr);
+    image::add_verifying_remote(repo, kTransientRemote, url, public_key);
+    std::string commit;
+    try {
+        pull(repo, kTransientRemote, ref, progress);
+        commit = resolve(repo, std::string(kTransientRemote) + ":" + ref);
+        // Belt and braces: the commit in the repo verifies against the key, whatever the pull did.
+        const auto sig = image::verify_commit(repo, commit, kTransientRemote);
+        if (sig.state != image::SignatureState::good) {
+            throw Error(
+                Errc::refused,
+                "refusing commit " + commit + " of '" + ref + "': signature " +
+                    std::string(image::to_string(sig.state)) + " (" + sig.detail + ")");
+        }
+    } catch (...) {
+        ostree_repo_remote_change(
+            repo,
+            nullptr,
+            OSTREE_REPO_REMOTE_CHANGE_DELETE_IF_EXISTS,
+            kTransientRemote,
+            nullptr,
+            nullptr,
+            nullptr,
+            nullptr);
+        throw;
+    }
+    if (!ostree_repo_set_ref_immediate(repo, kRemote, ref.c_str(), commit.c_str(), nullptr, out(error))) {
+        throw_gerror(error, "setting ref " + std::string(kRemote) + ":" + ref);
+    }
+    ostree_repo_set_ref_immediate(repo, kTransientRemote, ref.c_str(), nullptr, nullptr, nullptr);
+    // The node's own remote comes from its /etc/ostree/remotes.d (the image ships it, with the key);
+    // a second definition in the repo config would make ostree refuse both.
+    if (!ostree_repo_remote_change(
+            repo,
+            nullptr,
+            OSTREE_REPO_REMOTE_CHANGE_DELETE_IF_EXISTS,
+            kTransientRemote,
+            nullptr,
+            nullptr,
+            nullptr,
+            out(error))) {
+        throw_gerror(error, "removing the transient remote");
+    }
+    return commit;
+}
+
+std::string pull_from_remote(OstreeRepo* repo, const std::string& ref, ProgressSink& progress) {
+    pull(repo, kRemote, ref, progress);
+    return resolve(repo, std::string(kRemote) + ":" + ref);
+}
+
+Deployment deploy_commit(
+    OstreeSysroot* sysroot,
+    const std::string& ref,
+    const std::string& commit,
+    OstreeDeployment* merge,
+    const std::optional<std::vector<std::string>>& kargs) {
+    const std::string refspec = std::string(kRemote) + ":" + ref;
+    KeyFilePtr origin(ostree_sysroot_origin_new_from_refspec(sysroot, refspec.c_str()));
+    std::vector<char*> argv;
+    if (kargs) {
+        for (const auto& k : *kargs) {
+            argv.push_back(const_cast<char*>(k.c_str()));
+        }
+        argv.push_back(nullptr);
+    }
+    GErrorPtr error;
+    OstreeDeployment* raw = nullptr;
+    if (!ostree_sysroot_deploy_tree(
+            sysroot,
+            kOsName,
+            commit.c_str(),
+            origin.get(),
+            merge,
+            kargs ? argv.data() : nullptr,
+            &raw,
+            nullptr,
+            out(error))) {
+        throw_gerror(error, "deploying " + commit);
+    }
+    Deployment deployment(raw);
+    if (!ostree_sysroot_simple_write_deployment(
+            sysroot,
+            kOsName,
+            deployment.get(),
+            merge,
+            OSTREE_SYSROOT_SIMPLE_WRITE_DEPLOYMENT_FLAGS_NONE,
+            nullptr,
+            out(error))) {
+        throw_gerror(error, "writing the deployment list");
+    }
+    return deployment;
+}
+
+fs::path deployment_dir(OstreeSysroot* sysroot, OstreeDeployment* deployment) {
+    image::GCharPtr rel(ostree_sysroot_get_deployment_dirpath(sysroot, deployment));
+    image::GFilePtr root(ostree_sysroot_get_path(sysroot));
+    g_object_ref(root.get());  // get_path does not transfer ownership
+    image::GCharPtr root_path(g_file_get_path(root.get()));
+    return fs::path(root_path.get()) / rel.get();
+}
+
+std::string commit_version(OstreeRepo* repo, const std::string& commit) {
+    GVariant* raw = nullptr;
+    GErrorPtr error;
+    if (!ostree_repo_load_variant_if_exists(
+            repo, OSTREE_OBJECT_TYPE_COMMIT, commit.c_str(), &raw, out(error)) ||
+        raw == nullptr) {
+        return {};
+    }
+    image::GVariantPtr variant(raw);
+    image::GVariantPtr metadata(g_variant_get_child_value(variant.get(), 0));
+    const char* version = nullptr;
+    if (g_variant_lookup(metadata.get(), "version", "&s", &version) && version != nullptr) {
+        return version;
+    }
+    return {};
+}
+
+}  // namespace stormnode::installer

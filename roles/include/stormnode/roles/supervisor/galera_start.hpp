@@ -1,0 +1,28 @@
+// storm-roled's side of the Galera bootstrap: before the db role's units start, decide (see
+// stormnode/roles/galera_bootstrap.hpp) whether mariadb.service starts a new cluster, and say so to
+// systemd the way galera_new_cluster does (_WSREP_NEW_CLUSTER, which mariadb.service passes to mariadbd),
+// through a runtime drop-in that the supervisor's daemon-reload picks up before tier 0 starts.
+#pragma once
+
+#include <stormnode/roles/galera_bootstrap.hpp>
+#include <stormnode/roles/supervisor/node_config.hpp>
+
+#include <chrono>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace stormnode::roles {
+
+// The addresses that accept a TCP connection on port within the deadline (all tried at once).
+std::vector<std::string> reachable_addresses(
+    const std::vector<std::string>& addresses, int port, std::chrono::milliseconds deadline);
+
+inline constexpr const char* kGaleraDropIn = "run/systemd/system/mariadb.service.d/50-stormnode-galera.conf";
+
+// Writes root/kGaleraDropIn for a new cluster, removes it to join. Nothing (nullopt) when this node
+// is not a db member of cluster.yaml. grastate is read from root/var/lib/mysql/grastate.dat.
+std::optional<GaleraDecision> prepare_galera_start(
+    const NodeConfig& node, const std::filesystem::path& root, std::chrono::milliseconds probe_deadline);
+
+}  // namespace stormnode::roles

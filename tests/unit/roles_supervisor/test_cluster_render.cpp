@@ -1,0 +1,157 @@
+// The db and quorum roles' config rendered from the real catalog templates and a real cluster.yaml,
+// and the Galera start decision.
+#include <stormnode/common/error.hpp>
+#include <stormnode/common/temp_dir.hpp>
+#include <stormnode/roles/galera_bootstrap.hpp>
+#include <stormnode/roles/supervisor/galera_start.hpp>
+#include <stormnode/roles/supervisor/node_config.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <filesystem>
+
+namespace fs = std::filesystem;
+using namespace stormnode;
+using namespace stormnode::roles;
+
+namespace {
+
+const fs::path source_dir(STORMNODE_SOURCE_DIR);
+
+const Catalog& catalog() {
+    static const Catalog loaded = load_valid_catalog(source_dir / "roles" / "catalog");
+    return loaded;
+}
+
+const char* const kCluster =
+    "name: cloud-db\n"
+    "members:\n"
+    "  - {hostname: db-1, address: 10.77.0.11, zone: a, roles: [db]}\n"
+    "  - {hostname: db-2, address: 10.77.0.12, zone: b, roles: [db]}\n"
+    "  - {hostname: q-1, address: 10.77.0.13, zone: c, roles: [quorum]}\n";
+
+// Renders the role's config files for one node into root; returns the node's config.
+NodeConfig render_node(TempDir& dir, const std::string& node_yaml, const std::string& role) {
+    write_file_atomic(dir.path() / "node.yaml", node_yaml);
+    write_file_atomic(dir.path() / "cluster.yaml", kCluster);
+    auto node = load_node_config(dir.path() / "node.yaml", dir.path() / "cluster.yaml", &catalog());
+    const auto resolved = resolve_combination(catalog(), {role});
+    render_config(
+        resolved.body.config, node, {role}, source_dir / "roles" / "templates", dir.path() / "root");
+    return node;
+}
+
+bool contains(const std::string& text, const std::string& part) {
+    return text.find(part) != std::string::npos;
+}
+
+}  // namespace
+
+TEST_CASE("a db member's 60-galera.cnf names every Galera member and itself", "[cluster][render]") {
+    TempDir dir{"stormnode-render"};
+    render_node(dir, "roles: [db]\nhostname: db-2\nzone: b\nvariables: {mgmt_address: 10.77.0.12}\n", "db");
+    const auto cnf = read_file(dir.path() / "root/etc/mysql/mariadb.conf.d/60-galera.cnf");
+    INFO(cnf);
+    CHECK(contains(cnf, "wsrep_on                 = ON\n"));
+    CHECK(contains(cnf, "wsrep_provider           = /usr/lib/galera/libgalera_smm.so\n"));
+    CHECK(contains(cnf, "wsrep_cluster_name       = cloud-db\n"));
+    // db members and garbd: three addresses, the size the db role's degraded check expects
+    CHECK(contains(cnf, "wsrep_cluster_address    = gcomm://10.77.0.11,10.77.0.12,10.77.0.13\n"));
+    CHECK(contains(cnf, "wsrep_node_name          = db-2\n"));
+    CHECK(contains(cnf, "wsrep_node_address       = 10.77.0.12\n"));
+}
+
+TEST_CASE("the quorum member's /etc/default/garb points garbd at the db members", "[cluster][render]") {
+    TempDir dir{"stormnode-render"};
+    render_node(
+        dir, "roles: [quorum]\nhostname: q-1\nzone: c\nvariables: {mgmt_address: 10.77.0.13}\n", "quorum");
+    const auto garb = read_file(dir.path() / "root/etc/default/garb");
+    INFO(garb);
+    CHECK(contains(garb, "GALERA_NODES=\"10.77.0.11,10.77.0.12\"\n"));
+    CHECK(contains(garb, "GALERA_GROUP=\"cloud-db\"\n"));
+    CHECK(contains(garb, "gmcast.listen_addr=tcp://10.77.0.13:4567"));
+}
+
+TEST_CASE("the db role's size check degrades the role and never restarts mariadb", "[cluster][catalog]") {
+    const auto db = resolve(catalog(), "db", "galera");
+    const auto unit = std::find_if(db.body.units.begin(), db.body.units.end(), [](const Unit& u) {
+        return u.name == "mariadb.service";
+    });
+    REQUIRE(unit != db.body.units.end());
+    int degrade_only = 0;
+    for (const auto& check : unit->checks) {
+        degrade_only += check.degrade_only ? 1 : 0;
+    }
+    CHECK(degrade_only == 1);
+}
+
+TEST_CASE("grastate.dat is read for safe_to_bootstrap", "[cluster][galera]") {
+    const auto state = parse_grastate(
+        "# GALERA saved state\nversion: 2.1\nuuid:    5ee99582-bb8d-11e2-b8e3-23de375c1d30\nseqno:   1234\n"
+        "safe_to_bootstrap: 1\n");
+    REQUIRE(state);
+    CHECK(state->safe_to_bootstrap);
+    CHECK(state->seqno == 1234);
+    CHECK(state->uuid == "5ee99582-bb8d-11e2-b8e3-23de375c1d30");
+    const auto crashed = parse_grastate("version: 2.1\nuuid: x\nseqno: -1\nsafe_to_bootstrap: 0\n");
+    REQUIRE(crashed);
+    CHECK_FALSE(crashed->safe_to_bootstrap);
+    CHECK_FALSE(parse_grastate("version: 2.1\nuuid: x\n"));
+    CHECK_FALSE(parse_grastate("safe_to_bootstrap: yes\n"));
+}
+
+TEST_CASE("a new Galera cluster is started only when it is safe", "[cluster][galera]") {
+    Diagnostics diags("cluster.yaml");
+    const auto cluster = parse_cluster(YAML::Load(kCluster), &catalog(), diags);
+    REQUIRE(diags.ok());
+    CHECK(galera_peers(cluster, "db-1") == std::vector<std::string>{"10.77.0.12", "10.77.0.13"});
+
+    const GraState safe{"u", 10, true};
+    const GraState unsafe{"u", -1, false};
+    // Someone answers: join, whatever grastate says.
+    CHECK(decide_galera_start(cluster, "db-1", safe, {"10.77.0.13"}).start == GaleraStart::join);
+    CHECK(decide_galera_start(cluster, "db-1", std::nullopt, {"10.77.0.12"}).start == GaleraStart::join);
+    // Nobody answers: the node that may bootstrap does.
+    CHECK(decide_galera_start(cluster, "db-2", safe, {}).start == GaleraStart::new_cluster);
+    CHECK(decide_galera_start(cluster, "db-1", unsafe, {}).start == GaleraStart::join);
+    // Fresh datadirs: only the first db member of cluster.yaml.
+    CHECK(decide_galera_start(cluster, "db-1", std::nullopt, {}).start == GaleraStart::new_cluster);
+    CHECK(decide_galera_start(cluster, "db-2", std::nullopt, {}).start == GaleraStart::join);
+}
+
+TEST_CASE(
+    "storm-roled's Galera start: a drop-in for a new cluster only when nobody answers", "[cluster][galera]") {
+    // Loopback addresses only: nothing outside this machine is ever probed.
+    const char* const loopback_cluster =
+        "name: lo-db\nmembers:\n"
+        "  - {hostname: db-1, address: 127.0.0.1, roles: [db]}\n"
+        "  - {hostname: db-2, address: 127.0.0.2, roles: [db]}\n"
+        "  - {hostname: q-1, address: 127.0.0.3, roles: [quorum]}\n";
+    TempDir dir{"stormnode-galera"};
+    write_file_atomic(dir.path() / "node.yaml", "roles: [db]\nhostname: db-1\n");
+    write_file_atomic(dir.path() / "cluster.yaml", loopback_cluster);
+    const auto node = load_node_config(dir.path() / "node.yaml", dir.path() / "cluster.yaml", &catalog());
+    const auto root = dir.path() / "root";
+    const auto drop_in = root / kGaleraDropIn;
+
+    // A fresh datadir on the first db member, port 4567 closed on the peers: new cluster.
+    const auto fresh = prepare_galera_start(node, root, std::chrono::milliseconds(500));
+    REQUIRE(fresh);
+    CHECK(fresh->start == GaleraStart::new_cluster);
+    CHECK_THAT(read_file(drop_in), Catch::Contains("Environment=_WSREP_NEW_CLUSTER=--wsrep-new-cluster"));
+
+    // After a crash (safe_to_bootstrap: 0) it must not bootstrap: the drop-in goes.
+    fs::create_directories(root / "var/lib/mysql");
+    write_file_atomic(
+        root / "var/lib/mysql/grastate.dat", "version: 2.1\nuuid: u\nseqno: -1\nsafe_to_bootstrap: 0\n");
+    const auto crashed = prepare_galera_start(node, root, std::chrono::milliseconds(500));
+    REQUIRE(crashed);
+    CHECK(crashed->start == GaleraStart::join);
+    CHECK_FALSE(fs::exists(drop_in));
+
+    // Not a db member: nothing to decide.
+    write_file_atomic(dir.path() / "node.yaml", "roles: [quorum]\nhostname: q-1\n");
+    const auto quorum = load_node_config(dir.path() / "node.yaml", dir.path() / "cluster.yaml", &catalog());
+    CHECK_FALSE(prepare_galera_start(quorum, root, std::chrono::milliseconds(500)));
+}
