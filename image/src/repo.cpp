@@ -77,6 +77,8 @@ GVariantPtr commit_metadata(const CommitOptions& o, const ImportStats& stats) {
     }
     g_variant_builder_add(&b, "{sv}", kPackagesKey, g_variant_builder_end(&packages));
     g_variant_builder_add(&b, "{sv}", kManifestKey, g_variant_new_string(o.manifest_sha256.c_str()));
+    g_variant_builder_add(
+        &b, "{sv}", kTreeBytesKey, g_variant_new_uint64(stats.bytes + 4096 * stats.directories));
     return take_variant(g_variant_builder_end(&b));
 }
 
@@ -168,10 +170,10 @@ CommitResult commit_tar(OstreeRepo* repo, int fd, const CommitOptions& options, 
     MutableTree mtree(ostree_mutable_tree_new());
     result.import = import_tar(repo, mtree.get(), fd, options.import, progress);
     progress.message(
-        "imported " + std::to_string(result.import.entries) + " tar entries: " +
-        std::to_string(result.import.files) + " files (" + std::to_string(result.import.bytes) + " bytes), " +
-        std::to_string(result.import.symlinks) + " symlinks, " + std::to_string(result.import.directories) +
-        " directories");
+        "imported " + std::to_string(result.import.entries) +
+        " tar entries: " + std::to_string(result.import.files) + " files (" +
+        std::to_string(result.import.bytes) + " bytes), " + std::to_string(result.import.symlinks) +
+        " symlinks, " + std::to_string(result.import.directories) + " directories");
     if (options.require_kernel && result.import.kernel_version.empty()) {
         throw Error(
             Errc::invalid_input,

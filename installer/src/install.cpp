@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <optional>
 #include <sstream>
 
 namespace stormnode::installer {
@@ -28,6 +29,22 @@ namespace {
 using GFileEnumeratorPtr = CHandle<GFileEnumerator, image::gobject_unref>;
 
 // Sum of the regular files' sizes in a commit: what a checkout occupies, give or take metadata.
+// The size image build recorded in the commit's metadata, if it did.
+std::optional<std::uint64_t> recorded_tree_bytes(OstreeRepo* repo, const std::string& commit) {
+    GErrorPtr error;
+    image::GVariantPtr variant;
+    if (!ostree_repo_load_variant(
+            repo, OSTREE_OBJECT_TYPE_COMMIT, commit.c_str(), out(variant), out(error))) {
+        throw_gerror(error, "loading commit " + commit);
+    }
+    const image::GVariantPtr metadata(g_variant_get_child_value(variant.get(), 0));
+    guint64 bytes = 0;
+    if (g_variant_lookup(metadata.get(), image::kTreeBytesKey, "t", &bytes) == FALSE) {
+        return std::nullopt;
+    }
+    return bytes;
+}
+
 std::uint64_t tree_size(GFile* dir) {
     std::uint64_t total = 0;
     GErrorPtr error;
@@ -358,7 +375,10 @@ InstallPlan plan_install(const InstallOptions& options) {
             throw_gerror(error, "reading commit " + plan.commit);
         }
         image::GFilePtr root(root_raw);
-        plan.tree_bytes = tree_size(root.get());
+        plan.tree_bytes = recorded_tree_bytes(repo.get(), plan.commit).value_or(0);
+        if (plan.tree_bytes == 0) {  // a commit not made by stormctl image build
+            plan.tree_bytes = tree_size(root.get());
+        }
     } else {
         if (options.ref.empty()) {
             throw Error(Errc::invalid_input, "a remote source repo needs --ref");
@@ -419,8 +439,10 @@ InstallResult run_install(const InstallPlan& plan, ProgressSink& progress) {
         wait_for_nodes({part(1), part(2), part(3), part(4)}, std::chrono::seconds(30));
     } catch (const Error& error) {
         if (!added.ok()) {
-            throw Error(Errc::io, "the kernel did not take the new partition table of " + device.string() +
-                                      ": partx --add: " + added.err);
+            throw Error(
+                Errc::io,
+                "the kernel did not take the new partition table of " + device.string() +
+                    ": partx --add: " + added.err);
         }
         throw;
     }

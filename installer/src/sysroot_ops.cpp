@@ -4,6 +4,9 @@
 
 #include <unistd.h>
 
+#include <initializer_list>
+#include <utility>
+
 namespace stormnode::installer {
 namespace fs = std::filesystem;
 using image::GErrorPtr;
@@ -69,6 +72,18 @@ Sysroot open_sysroot(const fs::path& root, bool initialize) {
     if (initialize) {
         if (!ostree_sysroot_ensure_initialized(sysroot.get(), nullptr, out(error))) {
             throw_gerror(error, "initializing the OSTree sysroot in " + root.string());
+        }
+        // What `ostree admin init-fs` adds beside ostree/: a deployment's /tmp is a link to
+        // sysroot/tmp, so the physical root needs a world-writable sticky tmp.
+        for (const auto& [name, mode] : std::initializer_list<std::pair<const char*, fs::perms>>{
+                 {"dev", fs::perms(0755)},
+                 {"proc", fs::perms(0755)},
+                 {"run", fs::perms(0755)},
+                 {"sys", fs::perms(0755)},
+                 {"root", fs::perms(0700)},
+                 {"tmp", fs::perms(01777)}}) {
+            fs::create_directories(root / name);
+            fs::permissions(root / name, mode);
         }
     }
     if (!ostree_sysroot_load(sysroot.get(), nullptr, out(error))) {

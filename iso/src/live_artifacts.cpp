@@ -168,7 +168,9 @@ LiveArtifacts make_live_artifacts(const LiveArtifactsOptions& options, ProgressS
     fs::copy_file(modules / "initramfs.img", result.initramfs, fs::copy_options::overwrite_existing);
     // Served over HTTP and TFTP for network boot: readable by the servers' unprivileged users.
     for (const auto& file : {result.kernel, result.initramfs}) {
-        fs::permissions(file, fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read | fs::perms::others_read);
+        fs::permissions(
+            file,
+            fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read | fs::perms::others_read);
     }
 
     // Hardlinked files are counted once per link here: the figure is the apparent size.

@@ -46,7 +46,7 @@ void unattended_install(Firmware firmware, const std::string& name) {
          .work_dir = dir,
          .name = name});
     vm.wait_for("stormnode-install: phase", 300s);
-    const auto done = vm.wait_for("stormnode-install: (done|failed)", 900s);
+    const auto done = vm.wait_for("stormnode-install: (phase done|failed)", 900s);
     REQUIRE(done.find("done") != std::string::npos);
     const auto installed = vm.uptime();
     vm.wait_for("roles quorum from node.yaml", 300s);

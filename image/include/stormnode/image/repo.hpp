@@ -111,5 +111,8 @@ std::uint64_t generate_static_delta(OstreeRepo* repo, const std::string& from, c
 inline constexpr const char* kPackagesKey = "stormnode.packages";
 inline constexpr const char* kRolesKey = "stormnode.roles";
 inline constexpr const char* kManifestKey = "stormnode.manifest-sha256";
+// Bytes of the checked-out tree (file content plus 4 KiB a directory): the installer sizes the disk
+// from it without walking every object of the commit (minutes on a slow machine).
+inline constexpr const char* kTreeBytesKey = "stormnode.tree-bytes";
 
 }  // namespace stormnode::image
