@@ -3,6 +3,8 @@
 #include <stormnode/common/temp_dir.hpp>
 #include <stormnode/roles/catalog.hpp>
 
+#include "../expect_file.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -20,29 +22,8 @@ namespace {
 
 const fs::path bad_dir = fs::path(STORMNODE_TEST_DATA) / "catalog" / "bad";
 
-struct Expected {
-    std::string file;
-    int line = 0;
-    int column = 0;
-    std::string message;
-};
-
-std::vector<Expected> read_expect(const fs::path& path) {
-    static const std::regex format(R"(^([^:]+):(\d+):(\d+): (.+)$)");
-    std::vector<Expected> expected;
-    std::ifstream in(path);
-    std::string text;
-    while (std::getline(in, text)) {
-        if (text.empty() || text[0] == '#') {
-            continue;
-        }
-        std::smatch m;
-        INFO(path.string() << ": " << text);
-        REQUIRE(std::regex_match(text, m, format));
-        expected.push_back({m[1], std::stoi(m[2]), std::stoi(m[3]), m[4]});
-    }
-    return expected;
-}
+using stormnode::test::Expected;
+using stormnode::test::read_expect;
 
 std::string relative_to_bad(const std::string& file) {
     return fs::path(file).lexically_relative(bad_dir).generic_string();

@@ -5,6 +5,8 @@
 #include <stormnode/common/temp_dir.hpp>
 #include <stormnode/roles/cluster.hpp>
 
+#include "../expect_file.hpp"
+
 #include <catch2/catch.hpp>
 #include <sys/stat.h>
 
@@ -26,29 +28,8 @@ const Catalog& catalog() {
     return loaded;
 }
 
-struct Expected {
-    std::string file;
-    int line = 0;
-    int column = 0;
-    std::string message;
-};
-
-std::vector<Expected> read_expect(const fs::path& path) {
-    static const std::regex format(R"(^([^:]+):(\d+):(\d+): (.+)$)");
-    std::vector<Expected> expected;
-    std::ifstream in(path);
-    std::string text;
-    while (std::getline(in, text)) {
-        if (text.empty() || text[0] == '#') {
-            continue;
-        }
-        std::smatch m;
-        INFO(path.string() << ": " << text);
-        REQUIRE(std::regex_match(text, m, format));
-        expected.push_back({m[1], std::stoi(m[2]), std::stoi(m[3]), m[4]});
-    }
-    return expected;
-}
+using stormnode::test::Expected;
+using stormnode::test::read_expect;
 
 }  // namespace
 
