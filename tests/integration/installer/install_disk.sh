@@ -49,33 +49,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-check() {  # check "what" command...
-    local what=$1
-    shift
-    checks=$((checks + 1))
-    if "$@" >"$work/check.out" 2>&1; then
-        echo "ok: $what"
-    else
-        echo "FAILED: $what"
-        sed 's/^/    /' "$work/check.out" | tail -20
-        failures=$((failures + 1))
-    fi
-}
-check_fails() {  # check_fails "what" "expected message regex" command...
-    local what=$1 pattern=$2
-    shift 2
-    checks=$((checks + 1))
-    if "$@" >"$work/check.out" 2>&1; then
-        echo "FAILED: $what (it succeeded)"
-        failures=$((failures + 1))
-    elif grep -Eqi "$pattern" "$work/check.out"; then
-        echo "ok: $what: $(grep -Eim1 "$pattern" "$work/check.out")"
-    else
-        echo "FAILED: $what: no message matching '$pattern'"
-        sed 's/^/    /' "$work/check.out" | tail -20
-        failures=$((failures + 1))
-    fi
-}
+# check / check_fails: counted checks with the output of a failed one.
+. "$(dirname "$0")/../checks.sh"
 
 # Keys: the image's and an unknown one.
 mkdir -m 0700 "$work/gpg" "$work/gpg-other"
