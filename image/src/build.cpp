@@ -18,7 +18,7 @@ namespace {
 
 // Run in this order; the names are the files in the hooks directory.
 const std::vector<std::string> kSetupHooks{"setup-apt-cache"};
-const std::vector<std::string> kEssentialHooks{"essential-policy-rc.d"};
+const std::vector<std::string> kEssentialHooks{"essential-policy-rc.d", "essential-defer-initramfs"};
 const std::vector<std::string> kCustomizeHooks{
     "customize-10-apt-cache-out", "customize-20-units", "customize-30-initramfs", "customize-40-scrub"};
 // Read by the hooks, so part of the cache key.
@@ -152,6 +152,10 @@ std::vector<std::string> mmdebstrap_argv(const BootstrapPlan& plan) {
         // Makes the local .debs visible inside the chroot under the same path (mmdebstrap's own hook).
         argv.emplace_back("--hook-dir=/usr/share/mmdebstrap/hooks/file-mirror-automount");
     }
+    // dpkg under eatmydata: no fsync per unpacked file; the tarball is written once at the end anyway.
+    // mmdebstrap's hook fetches eatmydata into the chroot and removes it again before the customize
+    // hooks below run.
+    argv.emplace_back("--hook-dir=/usr/share/mmdebstrap/hooks/eatmydata");
     for (const auto& h : kSetupHooks) {
         argv.push_back("--setup-hook=" + (plan.hooks_dir / h).string());
     }

@@ -5,6 +5,7 @@
 #include <stormnode/common/log.hpp>
 #include <stormnode/common/temp_dir.hpp>
 #include <stormnode/common/yaml_diagnostics.hpp>
+#include <stormnode/firstboot/curl_fetcher.hpp>
 #include <stormnode/installer/cli.hpp>
 #include <stormnode/installer/disk.hpp>
 #include <stormnode/installer/install.hpp>
@@ -14,9 +15,11 @@
 
 #include <CLI/CLI.hpp>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <iostream>
 #include <memory>
@@ -50,6 +53,17 @@ std::string answers_from_side_disc() {
     const fs::path copy = "/run/stormnode/answers.yaml";
     fs::create_directories(copy.parent_path());
     write_file_atomic(copy, *text, 0600);
+    return copy.string();
+}
+
+// A network install's answer file (stormnode.answers=http://SERVER/answers/MAC.yaml from pxe serve),
+// kept in /run with mode 0600 like the side disc's: it may carry keys.
+std::string answers_from_url(const std::string& url) {
+    firstboot::CurlFetcher fetcher(std::chrono::seconds(60));
+    const auto text = fetcher.fetch(url);
+    const fs::path copy = "/run/stormnode/answers.yaml";
+    fs::create_directories(copy.parent_path());
+    write_file_atomic(copy, text, 0600);
     return copy.string();
 }
 
@@ -117,6 +131,19 @@ private:
     bool bar_shown_ = false;
 };
 
+// CPU time of this process and its waited-for children (mkfs, grub-install, ...), in seconds.
+std::string install_cpu_seconds() {
+    const auto seconds = [](int who) {
+        rusage usage{};
+        ::getrusage(who, &usage);
+        return static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+               static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
+    };
+    char text[32];
+    std::snprintf(text, sizeof text, "%.1f", seconds(RUSAGE_SELF) + seconds(RUSAGE_CHILDREN));
+    return text;
+}
+
 struct InstallArgs {
     std::string disk;
     std::string answers;
@@ -125,6 +152,7 @@ struct InstallArgs {
     std::string source_repo = kDefaultSourceRepo;
     std::string ref;
     std::string gpg_key = kDefaultPublicKey;
+    std::string media_dir = kDefaultMediaDir;
     std::string catalog;
     std::vector<std::string> kargs;
     std::string cmdline_file = "/proc/cmdline";
@@ -186,6 +214,7 @@ int run_install_command(const InstallArgs& a) {
     o.source_repo = a.source_repo;
     o.ref = a.ref;
     o.public_key = a.gpg_key;
+    o.media_dir = a.media_dir;
     o.extra_kargs = a.kargs;
     o.wipe = a.wipe;
     {
@@ -203,7 +232,9 @@ int run_install_command(const InstallArgs& a) {
         interactive = request.mode == InstallMode::interactive;
         if (!interactive && answers_file.empty()) {
             answers_file = request.answers.string();
-            if (request.answers == kDefaultAnswersPath && !fs::exists(request.answers)) {
+            if (answers_file.starts_with("http://") || answers_file.starts_with("https://")) {
+                answers_file = answers_from_url(answers_file);
+            } else if (request.answers == kDefaultAnswersPath && !fs::exists(request.answers)) {
                 if (auto side = answers_from_side_disc(); !side.empty()) {
                     answers_file = side;
                 }
@@ -236,6 +267,8 @@ int run_install_command(const InstallArgs& a) {
     }
     const auto result = run_install(plan, progress);
     progress.commit = result.commit;
+    // What the install cost this machine: pxe serve's figures are compared with it (server load per node).
+    std::cout << "stormnode-install: cpu " << install_cpu_seconds() << " s" << std::endl;
     progress.done();
     log::notice(
         "installed " + result.commit + " on " + plan.disk.path.string(),
@@ -265,6 +298,9 @@ void add_install_commands(CLI::App& app, int& exit_code) {
         ->capture_default_str();
     install->add_option("--ref", a->ref, "Ref to install (default: the source repo's only ref)");
     install->add_option("--gpg-key", a->gpg_key, "Armored public key the commit must be signed with")
+        ->capture_default_str();
+    install->add_option(
+               "--media-dir", a->media_dir, "The mounted boot media (ISO) a live repo keeps the kernel on")
         ->capture_default_str();
     install->add_option("--catalog", a->catalog, "Role catalog directory");
     install->add_option("--karg", a->kargs, "Extra kernel argument for the node (repeatable)");

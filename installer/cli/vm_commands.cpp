@@ -1,8 +1,10 @@
-// `stormctl vm run|list|destroy`: argument parsing and output only; the work is in vm.hpp.
+// `stormctl vm run|list|destroy|rack`: argument parsing and output only; the work is in vm.hpp.
 #include <stormnode/common/error.hpp>
 #include <stormnode/common/log.hpp>
 #include <stormnode/installer/vm.hpp>
 #include <stormnode/installer/vm_cli.hpp>
+#include <stormnode/iso/pxe_inventory.hpp>
+#include <stormnode/roles/catalog.hpp>
 
 #include <CLI/CLI.hpp>
 
@@ -65,6 +67,59 @@ int run_vm(const RunArgs& args, const std::string& uri, const std::string& state
     return 0;
 }
 
+struct RackArgs {
+    std::string inventory;
+    std::string name = "rack";
+    std::string catalog;
+    std::uint64_t disk_gib = 20;
+    std::uint32_t memory_mib = 2048;
+    bool destroy = false;
+};
+
+int rack_vms(const RackArgs& args, const std::string& uri, const std::string& state_root) {
+    const auto catalog = roles::load_valid_catalog(
+        args.catalog.empty() ? roles::default_catalog_dir() : std::filesystem::path(args.catalog));
+    Diagnostics diags;
+    const auto inventory = iso::load_inventory(args.inventory, catalog, diags);
+    if (!inventory) {
+        for (const auto& d : diags.items()) {
+            std::cerr << (d.line > 0 ? d.to_string() : d.file + ": " + d.message) << "\n";
+        }
+        return 2;
+    }
+    std::vector<RackNodeEntry> nodes;
+    for (const auto& node : inventory->nodes) {
+        nodes.push_back({node.mac, node.answers.node.hostname});
+    }
+    auto rack = rack_spec(
+        args.name,
+        inventory->network.interface,
+        inventory->network.subnet,
+        inventory->network.server,
+        nodes,
+        state_root);
+    for (auto& vm : rack.nodes) {
+        vm.disk_bytes = args.disk_gib << 30;
+        vm.memory_mib = args.memory_mib;
+        (void)domain_xml(vm);
+    }
+    Hypervisor hypervisor(uri);
+    if (args.destroy) {
+        const int removed = destroy_rack(hypervisor, rack);
+        log::info("vm rack: removed " + std::to_string(removed) + " VMs and network " + rack.network.name);
+        return 0;
+    }
+    create_rack(hypervisor, rack);
+    std::cout << "network " << rack.network.name << " bridge " << rack.network.bridge << " address "
+              << rack.network.address << "/" << rack.network.prefix << "\n";
+    for (const auto& vm : rack.nodes) {
+        std::cout << "vm " << vm.name << " mac " << vm.mac << " serial-log " << vm.serial_log().string() << "\n";
+    }
+    std::cout << "serve it with: stormctl pxe serve --inventory " << args.inventory << " --interface "
+              << rack.network.bridge << " --artifacts DIR\n";
+    return 0;
+}
+
 }  // namespace
 
 void add_vm_commands(CLI::App& app, int& exit_code) {
@@ -104,6 +159,24 @@ void add_vm_commands(CLI::App& app, int& exit_code) {
         }
         exit_code = 0;
     });
+
+    auto rack = std::make_shared<RackArgs>();
+    auto* k = vm->add_subcommand(
+        "rack",
+        "A virtual rack for pxe serve: an isolated libvirt network (the inventory's interface and server "
+        "address) and one network-booting VM per inventory node");
+    k->add_option("--inventory", rack->inventory, "Inventory YAML (as for stormctl pxe serve)")->required();
+    k->add_option("--name", rack->name, "Rack name: network stormnode-NAME, VMs NAME-<hostname>")
+        ->capture_default_str();
+    k->add_option("--catalog", rack->catalog, "Role catalog directory");
+    k->add_option("--disk-size", rack->disk_gib, "Disk size of each VM in GiB")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 16384));
+    k->add_option("--memory", rack->memory_mib, "Memory of each VM in MiB (the live root is loaded into it)")
+        ->capture_default_str()
+        ->check(CLI::Range(256, 1048576));
+    k->add_flag("--destroy", rack->destroy, "Remove the rack's VMs, their files and the network");
+    k->callback([rack, uri, state_root, &exit_code] { exit_code = rack_vms(*rack, *uri, *state_root); });
 
     auto name = std::make_shared<std::string>();
     auto* d = vm->add_subcommand("destroy", "Power off and remove a VM with its disk and UEFI variables");

@@ -5,6 +5,7 @@
 #include <stormnode/common/error.hpp>
 #include <stormnode/common/subprocess.hpp>
 #include <stormnode/common/temp_dir.hpp>
+#include <stormnode/image/media_objects.hpp>
 #include <stormnode/image/repo.hpp>
 #include <stormnode/installer/bootloader.hpp>
 
@@ -319,7 +320,8 @@ std::vector<std::string> node_kargs(const std::string& proc_cmdline, const std::
     std::istringstream words(proc_cmdline);
     std::string word;
     while (words >> word) {
-        if (word.starts_with("console=")) {
+        // stormnode.report=: a network-installed node tells pxe serve when its roles are healthy.
+        if (word.starts_with("console=") || word.starts_with("stormnode.report=")) {
             kargs.push_back(word);
         }
     }
@@ -375,6 +377,20 @@ InstallPlan plan_install(const InstallOptions& options) {
             throw_gerror(error, "reading commit " + plan.commit);
         }
         image::GFilePtr root(root_raw);
+        // A live ISO's repo keeps the kernel and initramfs on the media: they must be readable now,
+        // before the disk is touched.
+        if (fs::exists(dir / image::kMediaObjectsFile)) {
+            for (const auto& object : image::read_media_objects(dir / image::kMediaObjectsFile)) {
+                if (!fs::is_regular_file(options.media_dir / object.media_path, ec)) {
+                    throw Error(
+                        Errc::not_found,
+                        dir.string() + " keeps object " + object.checksum + " on its boot media, but " +
+                            (options.media_dir / object.media_path).string() +
+                            " is not there: give --media-dir the mounted ISO, or a complete --source-repo");
+                }
+            }
+            plan.media_dir = options.media_dir;
+        }
         plan.tree_bytes = recorded_tree_bytes(repo.get(), plan.commit).value_or(0);
         if (plan.tree_bytes == 0) {  // a commit not made by stormctl image build
             plan.tree_bytes = tree_size(root.get());
@@ -463,6 +479,9 @@ InstallResult run_install(const InstallPlan& plan, ProgressSink& progress) {
     OstreeRepo* repo = sysroot_repo(sysroot.get());
 
     progress.phase("pull", 0, "objects");
+    if (!plan.media_dir.empty()) {
+        image::seed_media_objects(repo, plan.source_url.substr(std::string_view("file://").size()), plan.media_dir);
+    }
     result.commit = pull_verified(repo, plan.source_url, plan.ref, plan.public_key, progress);
     if (!plan.commit.empty() && result.commit != plan.commit) {
         throw Error(

@@ -3,7 +3,11 @@
 #include <stormnode/common/error.hpp>
 #include <stormnode/common/subprocess.hpp>
 
+#include <stormnode/roles/node_file.hpp>
+
+#include <arpa/inet.h>
 #include <libvirt/virterror.h>
+#include <net/if.h>
 
 #include <algorithm>
 #include <cctype>
@@ -137,8 +141,16 @@ std::string domain_xml(const VmSpec& spec) {
         x += "  <os>\n";
         x += "    <type arch='x86_64' machine='q35'>hvm</type>\n";
     }
-    // The empty disk first: the first boot falls through to the ISO, later boots start the install.
-    x += "    <boot dev='hd'/>\n    <boot dev='cdrom'/>\n  </os>\n";
+    // The empty disk first: the first boot falls through to the ISO (or the network), later boots start
+    // the installed system.
+    x += "    <boot dev='hd'/>\n";
+    if (!spec.iso.empty()) {
+        x += "    <boot dev='cdrom'/>\n";
+    }
+    if (!spec.network.empty()) {
+        x += "    <boot dev='network'/>\n";
+    }
+    x += "  </os>\n";
     x += "  <features><acpi/><apic/></features>\n";
     x += "  <on_reboot>restart</on_reboot>\n";
     x += "  <devices>\n";
@@ -147,12 +159,14 @@ std::string domain_xml(const VmSpec& spec) {
     x += "      <source file='" + xml_escape(spec.disk().string()) + "'/>\n";
     x += "      <target dev='vda' bus='virtio'/>\n";
     x += "    </disk>\n";
-    x += "    <disk type='file' device='cdrom'>\n";
-    x += "      <driver name='qemu' type='raw'/>\n";
-    x += "      <source file='" + xml_escape(fs::absolute(spec.iso).string()) + "'/>\n";
-    x += "      <target dev='sda' bus='sata'/>\n";
-    x += "      <readonly/>\n";
-    x += "    </disk>\n";
+    if (!spec.iso.empty()) {
+        x += "    <disk type='file' device='cdrom'>\n";
+        x += "      <driver name='qemu' type='raw'/>\n";
+        x += "      <source file='" + xml_escape(fs::absolute(spec.iso).string()) + "'/>\n";
+        x += "      <target dev='sda' bus='sata'/>\n";
+        x += "      <readonly/>\n";
+        x += "    </disk>\n";
+    }
     if (spec.answers_iso) {
         x += "    <disk type='file' device='cdrom'>\n";
         x += "      <driver name='qemu' type='raw'/>\n";
@@ -161,7 +175,18 @@ std::string domain_xml(const VmSpec& spec) {
         x += "      <readonly/>\n";
         x += "    </disk>\n";
     }
-    x += "    <interface type='user'><model type='virtio'/></interface>\n";
+    if (spec.network.empty()) {
+        x += "    <interface type='user'><model type='virtio'/></interface>\n";
+    } else {
+        if (!firstboot::valid_mac(spec.mac)) {
+            throw Error(Errc::invalid_input, "VM '" + spec.name + "': '" + spec.mac + "' is not a MAC address");
+        }
+        x += "    <interface type='network'>\n";
+        x += "      <source network='" + xml_escape(spec.network) + "'/>\n";
+        x += "      <mac address='" + firstboot::normalize_mac(spec.mac) + "'/>\n";
+        x += "      <model type='virtio'/>\n";
+        x += "    </interface>\n";
+    }
     x += "    <serial type='pty'>\n";
     x += "      <log file='" + xml_escape(spec.serial_log().string()) + "' append='off'/>\n";
     x += "      <target port='0'/>\n";
@@ -281,9 +306,171 @@ void Hypervisor::destroy(const std::string& name) {
     }
 }
 
+std::string network_xml(const RackNetwork& network) {
+    check_name(network.name);
+    const bool bridge_ok =
+        !network.bridge.empty() && network.bridge.size() < IFNAMSIZ &&
+        std::all_of(network.bridge.begin(), network.bridge.end(), [](char c) {
+            return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-' || c == '_' || c == '.';
+        });
+    if (!bridge_ok) {
+        throw Error(
+            Errc::invalid_input,
+            "bridge name '" + network.bridge + "': 1-15 letters, digits, '-', '_' or '.'");
+    }
+    in_addr address{};
+    if (::inet_pton(AF_INET, network.address.c_str(), &address) != 1 || network.prefix < 8 ||
+        network.prefix > 30) {
+        throw Error(
+            Errc::invalid_input,
+            "rack network address '" + network.address + "/" + std::to_string(network.prefix) +
+                "': want an IPv4 address and a prefix of 8..30");
+    }
+    // No <forward>: isolated. No <dhcp>, and DNS off: libvirt starts no dnsmasq of its own there.
+    std::string x;
+    x += "<network>\n";
+    x += "  <name>" + xml_escape(network.name) + "</name>\n";
+    x += "  <bridge name='" + xml_escape(network.bridge) + "' stp='off' delay='0'/>\n";
+    x += "  <dns enable='no'/>\n";
+    x += "  <ip address='" + network.address + "' prefix='" + std::to_string(network.prefix) + "'/>\n";
+    x += "</network>\n";
+    return x;
+}
+
+VmSpec rack_node_spec(
+    const std::string& rack,
+    const std::string& hostname,
+    const std::string& mac,
+    const std::string& network,
+    const fs::path& state_root) {
+    VmSpec spec;
+    spec.name = rack + "-" + hostname;
+    spec.state_dir = state_root / spec.name;
+    spec.network = network;
+    spec.mac = mac;
+    return spec;
+}
+
+void Hypervisor::create_network(const RackNetwork& network) {
+    const auto xml = network_xml(network);
+    if (CHandle<virNetwork, virNetworkFree> existing(virNetworkLookupByName(connection_.get(), network.name.c_str()));
+        existing) {
+        throw Error(
+            Errc::invalid_input,
+            "a libvirt network named '" + network.name + "' exists already (stormctl vm rack --destroy)");
+    }
+    virResetLastError();
+    CHandle<virNetwork, virNetworkFree> net(virNetworkDefineXML(connection_.get(), xml.c_str()));
+    if (!net) {
+        throw_libvirt("defining network '" + network.name + "'");
+    }
+    if (virNetworkCreate(net.get()) < 0) {
+        const char* message = virGetLastErrorMessage();
+        const std::string why = message != nullptr ? message : "unknown libvirt error";
+        (void)virNetworkUndefine(net.get());
+        throw Error(Errc::libvirt, "starting network '" + network.name + "': " + why);
+    }
+}
+
+bool Hypervisor::destroy_network(const std::string& name) {
+    CHandle<virNetwork, virNetworkFree> net(virNetworkLookupByName(connection_.get(), name.c_str()));
+    if (!net) {
+        virResetLastError();
+        return false;
+    }
+    if (virNetworkIsActive(net.get()) == 1 && virNetworkDestroy(net.get()) < 0) {
+        throw_libvirt("stopping network '" + name + "'");
+    }
+    if (virNetworkUndefine(net.get()) < 0) {
+        throw_libvirt("undefining network '" + name + "'");
+    }
+    return true;
+}
+
+RackSpec rack_spec(
+    const std::string& rack,
+    const std::string& bridge,
+    const std::string& subnet,
+    const std::string& server,
+    const std::vector<RackNodeEntry>& nodes,
+    const fs::path& state_root) {
+    check_name(rack);
+    RackSpec spec;
+    spec.network.name = "stormnode-" + rack;
+    spec.network.bridge = bridge.empty() ? ("sn-" + rack).substr(0, IFNAMSIZ - 1) : bridge;
+    spec.network.address = server;
+    const auto slash = subnet.find('/');
+    try {
+        spec.network.prefix = slash == std::string::npos ? -1 : std::stoi(subnet.substr(slash + 1));
+    } catch (const std::exception&) {
+        spec.network.prefix = -1;
+    }
+    (void)network_xml(spec.network);
+    for (const auto& node : nodes) {
+        std::string name = node.hostname;
+        if (name.empty()) {
+            name = node.mac;
+            std::erase(name, ':');
+        }
+        auto vm = rack_node_spec(rack, name, node.mac, spec.network.name, state_root);
+        (void)domain_xml(vm);
+        spec.nodes.push_back(std::move(vm));
+    }
+    return spec;
+}
+
+void create_rack(Hypervisor& hypervisor, RackSpec& rack) {
+    for (const auto& vm : rack.nodes) {
+        if (hypervisor.find(vm.name)) {
+            throw Error(
+                Errc::invalid_input,
+                "a VM named '" + vm.name + "' exists already (stormctl vm rack --destroy)");
+        }
+    }
+    hypervisor.create_network(rack.network);
+    std::vector<std::string> made;
+    try {
+        for (auto& vm : rack.nodes) {
+            prepare_vm_files(vm, std::nullopt);
+            try {
+                hypervisor.run(vm);
+            } catch (...) {
+                std::error_code ignored;
+                fs::remove_all(vm.state_dir, ignored);
+                throw;
+            }
+            made.push_back(vm.name);
+        }
+    } catch (...) {
+        for (const auto& name : made) {
+            try {
+                hypervisor.destroy(name);
+            } catch (const std::exception&) {  // NOLINT(bugprone-empty-catch): the first error is the one to report
+            }
+        }
+        try {
+            hypervisor.destroy_network(rack.network.name);
+        } catch (const std::exception&) {  // NOLINT(bugprone-empty-catch): as above
+        }
+        throw;
+    }
+}
+
+int destroy_rack(Hypervisor& hypervisor, const RackSpec& rack) {
+    int removed = 0;
+    for (const auto& vm : rack.nodes) {
+        if (hypervisor.find(vm.name)) {
+            hypervisor.destroy(vm.name);
+            ++removed;
+        }
+    }
+    hypervisor.destroy_network(rack.network.name);
+    return removed;
+}
+
 void prepare_vm_files(VmSpec& spec, const std::optional<std::filesystem::path>& answers) {
     check_name(spec.name);
-    if (!fs::is_regular_file(spec.iso)) {
+    if (!spec.iso.empty() && !fs::is_regular_file(spec.iso)) {
         throw Error(Errc::invalid_input, spec.iso.string() + ": no such ISO file");
     }
     if (answers && !fs::is_regular_file(*answers)) {

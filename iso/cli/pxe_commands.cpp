@@ -9,6 +9,7 @@
 #include <stormnode/iso/pxe_report.hpp>
 #include <stormnode/iso/pxe_serve.hpp>
 #include <stormnode/roles/catalog.hpp>
+#include <stormnode/roles/node_client.hpp>
 
 #include <CLI/CLI.hpp>
 #include <unistd.h>
@@ -41,6 +42,7 @@ struct PxeArgs {
     std::string url;
     std::string mac;
     bool only_on_failure = false;
+    bool when_healthy = false;
 };
 
 roles::Catalog catalog_of(const PxeArgs& args) {
@@ -204,8 +206,21 @@ int report(const PxeArgs& args) {
         }
         url = *found;
     }
+    std::string detail = args.detail;
+    if (args.when_healthy) {
+        // The installed node's first boot: storm-roled says when its roles are up.
+        auto client = roles::NodeClient::system();
+        const auto status = client.wait_for_state("healthy", std::chrono::milliseconds(0));
+        std::string roles;
+        for (const auto& role : status.roles) {
+            roles += (roles.empty() ? "" : ",") + role;
+        }
+        if (detail.empty()) {
+            detail = "roles " + (roles.empty() ? std::string("(none)") : roles) + " healthy";
+        }
+    }
     const std::string mac = args.mac.empty() ? primary_mac() : args.mac;
-    send_report(url, mac, args.state, args.detail);
+    send_report(url, mac, args.state, detail);
     return 0;
 }
 
@@ -268,6 +283,10 @@ void add_pxe_commands(CLI::App& app, int& exit_code) {
         "--only-on-failure",
         args->only_on_failure,
         "In ExecStopPost=: only when $SERVICE_RESULT is not success");
+    r->add_flag(
+        "--when-healthy",
+        args->when_healthy,
+        "First wait until storm-roled says the node's roles are healthy (D-Bus)");
     r->callback([args, &exit_code] { exit_code = report(*args); });
 }
 

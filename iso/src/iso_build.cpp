@@ -102,7 +102,9 @@ IsoResult build_iso(const IsoOptions& options, ProgressSink& progress) {
         {.repo = options.repo,
          .ref = options.ref,
          .output_dir = staging.path() / "LiveOS",
-         .squashfs_zstd_level = options.squashfs_zstd_level},
+         .squashfs_zstd_level = options.squashfs_zstd_level,
+         .media_kernel_path = "boot/vmlinuz",
+         .media_initramfs_path = "boot/initrd.img"},
         progress);
     fs::rename(result.live.kernel, staging.path() / "boot/vmlinuz");
     fs::rename(result.live.initramfs, staging.path() / "boot/initrd.img");
@@ -123,6 +125,11 @@ IsoResult build_iso(const IsoOptions& options, ProgressSink& progress) {
              "grub-mkrescue",
              "-o",
              partial_iso.path().string(),
+             // The menu is text on the console and serial: GRUB's translations, fonts and themes
+             // (11 MiB) would only make the ISO bigger.
+             "--locales=",
+             "--fonts=",
+             "--themes=",
              staging.path().string(),
              "--",
              "-volid",

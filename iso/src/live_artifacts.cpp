@@ -4,6 +4,8 @@
 
 #include <stormnode/common/error.hpp>
 #include <stormnode/common/subprocess.hpp>
+#include <stormnode/common/temp_dir.hpp>
+#include <stormnode/image/media_objects.hpp>
 #include <stormnode/image/ostree_handles.hpp>
 
 #include <fcntl.h>
@@ -117,6 +119,30 @@ std::string find_kernel_version(const fs::path& root) {
     throw Error(Errc::invalid_input, "the commit has no usr/lib/modules/<kver>/{vmlinuz,initramfs.img}");
 }
 
+// Takes the kernel and initramfs out of the live tree: both the checkout's link and the repo object
+// (one inode), and lists the objects in the repo for the installer. A file whose inode has other links
+// stays: its content would be in the squashfs anyway.
+void move_boot_files_to_media(
+    OstreeRepo* repo,
+    const std::string& commit,
+    const fs::path& root,
+    const std::vector<std::pair<std::string, std::string>>& tree_to_media) {
+    std::vector<image::MediaObject> objects;
+    for (const auto& [in_tree, on_media] : tree_to_media) {
+        auto object = image::describe_media_object(repo, commit, in_tree, on_media);
+        const fs::path checkout_file = root / in_tree;
+        const fs::path object_file = root / kLiveRepoPath / "objects" / object.checksum.substr(0, 2) /
+                                     (object.checksum.substr(2) + ".file");
+        if (fs::hard_link_count(checkout_file) != 2 || !fs::equivalent(checkout_file, object_file)) {
+            continue;
+        }
+        fs::remove(checkout_file);
+        fs::remove(object_file);
+        objects.push_back(std::move(object));
+    }
+    write_file_atomic(root / kLiveRepoPath / image::kMediaObjectsFile, image::format_media_objects(objects));
+}
+
 std::uint64_t tree_bytes(const fs::path& root) {
     std::uint64_t total = 0;
     for (const auto& entry : fs::recursive_directory_iterator(root)) {
@@ -166,6 +192,15 @@ LiveArtifacts make_live_artifacts(const LiveArtifactsOptions& options, ProgressS
     result.squashfs = options.output_dir / "squashfs.img";
     fs::copy_file(modules / "vmlinuz", result.kernel, fs::copy_options::overwrite_existing);
     fs::copy_file(modules / "initramfs.img", result.initramfs, fs::copy_options::overwrite_existing);
+    if (!options.media_kernel_path.empty() && !options.media_initramfs_path.empty()) {
+        const std::string modules_in_tree = "usr/lib/modules/" + result.kernel_version + "/";
+        move_boot_files_to_media(
+            live_repo.get(),
+            result.commit,
+            root,
+            {{modules_in_tree + "vmlinuz", options.media_kernel_path},
+             {modules_in_tree + "initramfs.img", options.media_initramfs_path}});
+    }
     // Served over HTTP and TFTP for network boot: readable by the servers' unprivileged users.
     for (const auto& file : {result.kernel, result.initramfs}) {
         fs::permissions(

@@ -6,7 +6,11 @@
 #include <stormnode/common/temp_dir.hpp>
 #include <stormnode/roles/node_file.hpp>
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
 #include <httplib.h>
 #include <poll.h>
 #include <signal.h>
@@ -183,6 +187,19 @@ std::string render_node_table(const std::vector<NodeStatus>& nodes) {
     return text;
 }
 
+std::string render_node_tsv(const std::vector<NodeStatus>& nodes) {
+    std::string text = "mac\thostname\taddress\tknown\tstate\thttp_bytes\thttp_requests\tanswers\tdetail\n";
+    for (const auto& n : nodes) {
+        std::string detail = n.detail;
+        std::replace_if(detail.begin(), detail.end(), [](char c) { return c == '\t' || c == '\n'; }, ' ');
+        text += n.mac + "\t" + n.hostname + "\t" + n.ip + "\t" + (n.known ? "yes" : "no") + "\t" +
+                std::string(to_string(n.state)) + "\t" + std::to_string(n.http_bytes) + "\t" +
+                std::to_string(n.http_requests) + "\t" + (n.answers_fetched ? "yes" : "no") + "\t" + detail +
+                "\n";
+    }
+    return text;
+}
+
 namespace {
 
 // Signals go to the signalfd from here on, in this thread and the threads it starts.
@@ -207,6 +224,24 @@ private:
     sigset_t old_{};
     UniqueFd fd_;
 };
+
+// Whether the IPv4 address is one of the interface's.
+bool has_address(const std::string& interface, const std::string& address) {
+    in_addr wanted{};
+    if (::inet_pton(AF_INET, address.c_str(), &wanted) != 1) {
+        return false;
+    }
+    ifaddrs* raw = nullptr;
+    check_errno(::getifaddrs(&raw), "listing the network interfaces' addresses");
+    const std::unique_ptr<ifaddrs, decltype(&::freeifaddrs)> list(raw, &::freeifaddrs);
+    for (const ifaddrs* a = list.get(); a != nullptr; a = a->ifa_next) {
+        if (a->ifa_addr != nullptr && a->ifa_addr->sa_family == AF_INET && interface == a->ifa_name &&
+            reinterpret_cast<const sockaddr_in*>(a->ifa_addr)->sin_addr.s_addr == wanted.s_addr) {
+            return true;
+        }
+    }
+    return false;
+}
 
 // "/boot/grub/52:54:00:00:00:01.cfg" -> the MAC, when it is one
 std::optional<std::string> mac_in(const std::string& name) {
@@ -282,6 +317,9 @@ public:
             }
             res.set_content("ok\n", "text/plain");
             notify();
+        });
+        server_.Get("/nodes", [this](const httplib::Request&, httplib::Response& res) {
+            res.set_content(render_node_tsv(table_.snapshot()), "text/tab-separated-values");
         });
         server_.Get(R"(/repo/(.+))", [this](const httplib::Request& req, httplib::Response& res) {
             if (!options_.repo) {
@@ -402,8 +440,18 @@ void serve(const ServeOptions& options, ServeListener& listener) {
         throw Error(
             Errc::invalid_input, "no interface: give --interface or network.interface in the inventory");
     }
-    if (!fs::exists("/sys/class/net/" + interface)) {
+    // if_nametoindex asks the kernel in this network namespace; /sys/class/net shows the namespace that
+    // mounted /sys, which is not this one under unshare or nsenter.
+    if (::if_nametoindex(interface.c_str()) == 0) {
         throw Error(Errc::invalid_input, "interface '" + interface + "' does not exist");
+    }
+    // Nodes are told to fetch from network.server: it must be this machine's, on that interface.
+    if (!has_address(interface, options.inventory.network.server)) {
+        throw Error(
+            Errc::invalid_input,
+            "the inventory's server address " + options.inventory.network.server + " is not on interface '" +
+                interface + "': nodes could not reach this server (add it: ip addr add " +
+                options.inventory.network.server + "/PREFIX dev " + interface + ")");
     }
     const bool proxy = options.proxy_dhcp || options.inventory.network.proxy_dhcp;
     if (!proxy && options.inventory.network.range_start.empty()) {

@@ -1,5 +1,6 @@
 #include "stormnode/roles/galera_bootstrap.hpp"
 
+#include <algorithm>
 #include <sstream>
 
 namespace stormnode::roles {
@@ -64,12 +65,20 @@ GaleraDecision decide_galera_start(
     const std::string& hostname,
     const std::optional<GraState>& grastate,
     const std::vector<std::string>& reachable) {
-    if (!reachable.empty()) {
-        std::string list;
-        for (const auto& address : reachable) {
+    // Only a db member can be joined: it holds the data and donates the state transfer. garbd answering
+    // alone proves nothing (it outlives the db members, and after they leave cleanly it is a primary
+    // component of one that a joiner aborts against: "Group requested repl_proto_ver: 127").
+    std::string list;
+    for (const auto& address : reachable) {
+        const auto member = std::find_if(cluster.members.begin(), cluster.members.end(), [&](const ClusterMember& m) {
+            return m.address == address && m.hostname != hostname;
+        });
+        if (member != cluster.members.end() && member->carries("db")) {
             list += list.empty() ? address : ", " + address;
         }
-        return {GaleraStart::join, "members answer on 4567 (" + list + "): join them"};
+    }
+    if (!list.empty()) {
+        return {GaleraStart::join, "db members answer on 4567 (" + list + "): join them"};
     }
     if (grastate && grastate->safe_to_bootstrap) {
         return {GaleraStart::new_cluster, "no member answers and grastate.dat says safe_to_bootstrap: 1"};

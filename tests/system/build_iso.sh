@@ -23,3 +23,17 @@ report=$(xorriso -indev "$out/stormnode.iso" -report_el_torito plain 2>/dev/null
 echo "$report"
 grep -q 'El Torito boot img : .* BIOS' <<<"$report" || { echo "FAILED: no BIOS El Torito image"; exit 1; }
 grep -q 'El Torito boot img : .* UEFI' <<<"$report" || { echo "FAILED: no UEFI El Torito image"; exit 1; }
+# Stored once: the kernel and initramfs are the ISO's /boot files, listed (not stored) in the squashfs's
+# repo; the installer writes them back from the media (image/media_objects.hpp).
+squashfs=$(mktemp /var/tmp/stormnode-iso-squashfs.XXXXXX)
+trap 'rm -f "$squashfs"' EXIT
+xorriso -osirrox on -indev "$out/stormnode.iso" -extract /LiveOS/squashfs.img "$squashfs" 2>/dev/null
+listed=$(unsquashfs -cat "$squashfs" sysroot/ostree/repo/stormnode-media-objects)
+echo "media objects:"; echo "$listed"
+for media in boot/vmlinuz boot/initrd.img; do
+    grep -q " $media\$" <<<"$listed" || { echo "FAILED: $media is not listed as a media object"; exit 1; }
+done
+if unsquashfs -l "$squashfs" | grep -Eq 'usr/lib/modules/[^/]+/(vmlinuz|initramfs\.img)$'; then
+    echo "FAILED: the squashfs still holds the kernel or the initramfs"
+    exit 1
+fi

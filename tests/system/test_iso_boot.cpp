@@ -4,6 +4,8 @@
 #include <stormnode/common/subprocess.hpp>
 #include <stormnode/test/qemu_vm.hpp>
 
+#include "system_paths.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <chrono>
@@ -17,22 +19,14 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using stormnode::test::Firmware;
 using stormnode::test::QemuVm;
-
-// Made once per run by the system.iso fixture (tests/system/build_iso.sh).
-fs::path artifacts() {
-    const char* bin = std::getenv("STORMNODE_BINARY_DIR");  // NOLINT(concurrency-mt-unsafe)
-    return fs::path(bin != nullptr ? bin : ".") / "system-artifacts";
-}
+using stormnode::test::artifacts;
+using stormnode::test::seconds;
 
 fs::path work_dir(const std::string& name) {
     const fs::path dir = artifacts() / "vm" / name;
     fs::remove_all(dir);
     fs::create_directories(dir);
     return dir;
-}
-
-double seconds(std::chrono::steady_clock::duration d) {
-    return std::chrono::duration<double>(d).count();
 }
 
 void unattended_install(Firmware firmware, const std::string& name) {

@@ -6,6 +6,8 @@
 #include <stormnode/common/temp_dir.hpp>
 #include <stormnode/test/qemu_vm.hpp>
 
+#include "system_paths.hpp"
+
 #include <catch2/catch.hpp>
 #include <sys/mount.h>
 
@@ -28,48 +30,17 @@ using stormnode::run;
 using stormnode::run_checked;
 using stormnode::test::Firmware;
 using stormnode::test::QemuVm;
-
-std::string env_or(const char* name, const std::string& fallback) {
-    const char* value = std::getenv(name);  // NOLINT(concurrency-mt-unsafe)
-    return value != nullptr ? std::string(value) : fallback;
-}
-
-fs::path binary_dir() {
-    return env_or("STORMNODE_BINARY_DIR", ".");
-}
-
-// The shared image, ISO and installed disk (read only). STORMNODE_SYSTEM_ARTIFACTS points at another
-// build's, to test against artifacts made once elsewhere; this test's own files go under its build.
-fs::path artifacts() {
-    return env_or("STORMNODE_SYSTEM_ARTIFACTS", (binary_dir() / "system-artifacts").string());
-}
+using stormnode::test::artifacts;
+using stormnode::test::binary_dir;
+using stormnode::test::image_env;
+using stormnode::test::seconds;
+using stormnode::test::stormctl;
 
 fs::path work_dir(const std::string& name) {
     const fs::path dir = binary_dir() / "system-artifacts" / "vm" / name;
     fs::remove_all(dir);
     fs::create_directories(dir);
     return dir;
-}
-
-fs::path stormctl() {
-    return binary_dir() / "installer" / "stormctl";
-}
-
-double seconds(std::chrono::steady_clock::duration d) {
-    return std::chrono::duration<double>(d).count();
-}
-
-// image.env from the image fixture: REF, COMMIT, FPR.
-std::map<std::string, std::string> image_env() {
-    std::map<std::string, std::string> values;
-    std::istringstream in(stormnode::read_file(artifacts() / "image.env"));
-    std::string line;
-    while (std::getline(in, line)) {
-        if (const auto eq = line.find('='); eq != std::string::npos) {
-            values[line.substr(0, eq)] = line.substr(eq + 1);
-        }
-    }
-    return values;
 }
 
 void to_raw(const fs::path& qcow2, const fs::path& raw) {
@@ -318,7 +289,6 @@ TEST_CASE(
     REQUIRE(fs::exists(installed));  // the qemu_bios test's disk (fixture stormnode_installed_disk)
     const auto env = image_env();
     const std::string ref = env.at("REF");
-    const std::string old_commit = env.at("COMMIT");
     const fs::path dir = work_dir("upgrade");
     const fs::path raw = dir / "disk.raw";
     to_raw(installed, raw);
@@ -347,13 +317,14 @@ TEST_CASE(
     run({.argv = {"gpgconf", "--homedir", gpg.string(), "--kill", "gpg-agent"}});
     const std::string new_commit =
         run_checked({.argv = {"ostree", "rev-parse", "--repo=" + repo.string(), ref}}).out.substr(0, 64);
-    REQUIRE(new_commit != old_commit);
 
     std::string expected_ostree;
+    std::string old_commit;  // what the install deployed
     {
         AttachedDisk disk(raw);
         REQUIRE(disk.mount_sysroot());
-        CHECK(default_commit(disk.sysroot()) == old_commit);
+        old_commit = default_commit(disk.sysroot());
+        REQUIRE(new_commit != old_commit);
         const auto started = std::chrono::steady_clock::now();
         run_checked(
             {.argv = {
@@ -436,7 +407,7 @@ PowerCut cut_power_during(const std::string& phase) {
     // The re-run, on the host, onto the disk through a loop device: as from the console menu.
     const fs::path cmdline = dir / "cmdline";
     stormnode::write_file_atomic(cmdline, "console=tty0 console=ttyS0,115200\n");
-    const auto source = fs::path(env_or("STORMNODE_SOURCE_DIR", "."));
+    const auto source = stormnode::test::source_dir();
     const auto started = std::chrono::steady_clock::now();
     stormnode::ProcessResult rerun;
     {

@@ -179,6 +179,16 @@ Plan Daemon::make_plan(const std::vector<std::string>& roles) const {
         }
     }
     plan.features = node_.features;
+    // host: mgmt_address names the address a service listens on when its template binds it to the
+    // management network only (MariaDB's bind-address, garbd, qnetd): 127.0.0.1 would be refused.
+    const auto mgmt = node_.variables.find("mgmt_address");
+    for (auto& unit : plan.body.units) {
+        for (auto& check : unit.checks) {
+            if (check.host == kMgmtAddressHost) {
+                check.host = mgmt != node_.variables.end() && !mgmt->second.empty() ? mgmt->second : "127.0.0.1";
+            }
+        }
+    }
     return plan;
 }
 

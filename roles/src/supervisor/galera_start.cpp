@@ -104,17 +104,25 @@ std::optional<GaleraDecision> prepare_galera_start(
     }
     const auto reachable = reachable_addresses(galera_peers(cluster, node.hostname), 4567, probe_deadline);
     auto decision = decide_galera_start(cluster, node.hostname, grastate, reachable);
+    // "+": as root (the unit runs as mysql, and the file must not be writable by it); "-": gone already.
     const auto drop_in = root / kGaleraDropIn;
+    std::filesystem::create_directories(drop_in.parent_path());
+    write_file_atomic(
+        drop_in,
+        std::string("# storm-roled: a new Galera cluster is started once, by the start that finds /") +
+            kGaleraNewClusterEnv + "; it goes when that start ends.\n[Service]\nExecStartPost=-+/bin/rm -f /" +
+            kGaleraNewClusterEnv + "\nExecStopPost=-+/bin/rm -f /" + kGaleraNewClusterEnv + "\n",
+        0644);
+    const auto new_cluster = root / kGaleraNewClusterEnv;
     if (decision.start == GaleraStart::new_cluster) {
-        std::filesystem::create_directories(drop_in.parent_path());
+        std::filesystem::create_directories(new_cluster.parent_path());
         write_file_atomic(
-            drop_in,
+            new_cluster,
             "# storm-roled: this node starts a new Galera cluster (" + decision.reason +
-                "). Runtime only: gone at the next "
-                "boot.\n[Service]\nEnvironment=_WSREP_NEW_CLUSTER=--wsrep-new-cluster\n",
+                ")\n_WSREP_NEW_CLUSTER=--wsrep-new-cluster\n",
             0644);
     } else {
-        std::filesystem::remove(drop_in, ec);
+        std::filesystem::remove(new_cluster, ec);
     }
     return decision;
 }

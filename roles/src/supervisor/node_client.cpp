@@ -136,6 +136,32 @@ struct SwitchWait {
     }
 };
 
+// StateChanged and storm-roled (re)appearing on the bus: either means the state must be read again.
+struct StateWait {
+    bool read_again = true;
+    static int on_state(sd_bus_message* /*m*/, void* userdata, sd_bus_error* /*error*/) {
+        static_cast<StateWait*>(userdata)->read_again = true;
+        return 0;
+    }
+    static int on_owner_changed(sd_bus_message* m, void* userdata, sd_bus_error* /*error*/) {
+        const char* name = nullptr;
+        const char* old_owner = nullptr;
+        const char* new_owner = nullptr;
+        if (sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) >= 0 && new_owner != nullptr &&
+            *new_owner != '\0') {
+            static_cast<StateWait*>(userdata)->read_again = true;
+        }
+        return 0;
+    }
+};
+
+std::string owner_changed_rule() {
+    return std::string(
+               "type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',"
+               "interface='org.freedesktop.DBus',member='NameOwnerChanged',arg0='") +
+           kNodeBusName + "'";
+}
+
 }  // namespace
 
 NodeClient NodeClient::system() {
@@ -273,6 +299,60 @@ void NodeClient::restart_role(const std::string& role) {
         role.c_str());
     if (r < 0) {
         throw_call_error(r, *error, "restarting " + role);
+    }
+}
+
+NodeStatus NodeClient::wait_for_state(const std::string& state, std::chrono::milliseconds timeout) {
+    const std::string what = "waiting for the node's roles to be " + state;
+    StateWait waiting;
+    BusSlot changed;
+    BusSlot owner;
+    // Both matches before the first read: a change between the read and the wait is not lost.
+    check_r(
+        sd_bus_match_signal(
+            bus_.get(),
+            out(changed),
+            kNodeBusName,
+            kNodeObjectPath,
+            kNodeInterface,
+            "StateChanged",
+            StateWait::on_state,
+            &waiting),
+        "watching for StateChanged",
+        Errc::dbus);
+    check_r(
+        sd_bus_add_match(
+            bus_.get(), out(owner), owner_changed_rule().c_str(), StateWait::on_owner_changed, &waiting),
+        "watching storm-roled",
+        Errc::dbus);
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+        if (waiting.read_again) {
+            waiting.read_again = false;
+            try {
+                auto current = status();
+                if (current.state == state) {
+                    return current;
+                }
+            } catch (const DbusError& e) {
+                if (e.code() != Errc::io) {  // anything but "not on the bus yet"
+                    throw;
+                }
+            }
+        }
+        if (check_r(sd_bus_process(bus_.get(), nullptr), what, Errc::dbus) > 0) {
+            continue;
+        }
+        std::uint64_t usec = UINT64_MAX;
+        if (timeout.count() > 0) {
+            const auto left = deadline - std::chrono::steady_clock::now();
+            if (left <= std::chrono::steady_clock::duration::zero()) {
+                throw Error(Errc::timeout, what + ": not within " + std::to_string(timeout.count() / 1000) + " s");
+            }
+            usec = static_cast<std::uint64_t>(
+                std::chrono::duration_cast<std::chrono::microseconds>(left).count());
+        }
+        check_r(sd_bus_wait(bus_.get(), usec), what, Errc::dbus);
     }
 }
 

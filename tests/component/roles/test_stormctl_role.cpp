@@ -6,6 +6,7 @@
 #include "test_catalog.hpp"
 
 #include <stormnode/common/subprocess.hpp>
+#include <stormnode/roles/node_client.hpp>
 #include <stormnode/roles/supervisor/daemon.hpp>
 
 #include <catch2/catch.hpp>
@@ -333,4 +334,31 @@ TEST_CASE("stormctl role status says so when storm-roled is not running", "[stor
     const auto no_bus = stormctl("unix:path=/nonexistent/bus", {"status"});
     CHECK(no_bus.exit_status == 1);
     CHECK_THAT(no_bus.err, Catch::Contains("connecting to the system bus"));
+}
+
+// What `stormctl pxe report healthy --when-healthy` waits with on a network-installed node.
+TEST_CASE("NodeClient::wait_for_state returns the properties once the node is in that state", "[node-client][component]") {
+    DaemonThread daemon;
+    NodeClient client(open_bus(daemon.address(), nullptr));
+    const auto status = client.wait_for_state("healthy", 30s);
+    CHECK(status.state == "healthy");
+    CHECK(status.roles == std::vector<std::string>{"alpha"});
+    // A state the node does not reach: the time limit ends the wait.
+    try {
+        (void)client.wait_for_state("failed", 300ms);
+        FAIL("expected a timeout");
+    } catch (const Error& e) {
+        CHECK(e.code() == Errc::timeout);
+    }
+}
+
+TEST_CASE("NodeClient::wait_for_state waits for storm-roled to come onto the bus", "[node-client][component]") {
+    PrivateBus bus;
+    NodeClient client(open_bus(bus.address(), nullptr));
+    try {
+        (void)client.wait_for_state("healthy", 300ms);
+        FAIL("expected a timeout");
+    } catch (const Error& e) {
+        CHECK(e.code() == Errc::timeout);  // not "storm-roled is not running": it may start later
+    }
 }

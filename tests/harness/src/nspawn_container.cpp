@@ -99,6 +99,9 @@ NspawnContainer::NspawnContainer(ContainerOptions options) : options_(std::move(
         "systemd-nspawn", "-D", options_.rootfs.string(), "-b", "--register=no", "--keep-unit",
         "--volatile=overlay", "--console=pipe", "--machine=" + options_.name,
         "--bind=" + (host_dir_->path() / "dbus").string() + ":/run/dbus"};
+    if (!options_.network_namespace.empty()) {
+        argv.push_back("--network-namespace-path=" + options_.network_namespace.string());
+    }
     for (const auto& bind : options_.binds) {
         argv.push_back((bind.read_only ? "--bind-ro=" : "--bind=") + bind.host.string() + ":" + bind.container);
     }
@@ -325,6 +328,21 @@ std::string NspawnContainer::stop(std::chrono::milliseconds timeout) {
             how = describe_wait_status(*status);
         }
     }
+    return finish(how);
+}
+
+std::string NspawnContainer::kill() {
+    if (!stopped_ && leader_ > 0) {
+        ::kill(leader_, SIGKILL);
+        // nspawn sees its child die and exits by itself; if it does not, stop() below ends it.
+        if (const auto status = nspawn_->wait(std::chrono::seconds(30))) {
+            return finish("killed: " + describe_wait_status(*status));
+        }
+    }
+    return stop();
+}
+
+std::string NspawnContainer::finish(const std::string& how) {
     leader_ = -1;
     remove_cgroups();
     std::error_code ignored;

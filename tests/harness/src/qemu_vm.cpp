@@ -67,9 +67,7 @@ QemuVm::QemuVm(QemuOptions options) : options_(std::move(options)) {
         "-no-user-config",
         "-nodefaults",
         "-netdev",
-        "user,id=n0",
-        "-device",
-        "virtio-net-pci,netdev=n0"};
+        options_.netdev};
     if (options_.firmware == Firmware::uefi) {
         // A fresh copy of the variable store per VM: boot entries of one run never leak into the next.
         const fs::path vars = options_.work_dir / (options_.name + ".OVMF_VARS.fd");
@@ -100,6 +98,14 @@ QemuVm::QemuVm(QemuOptions options) : options_(std::move(options)) {
              "-device",
              "ide-cd,drive=cd0,bootindex=" + std::to_string(bootindex++)});
     }
+    std::string nic = "virtio-net-pci,netdev=n0";
+    if (!options_.mac.empty()) {
+        nic += ",mac=" + options_.mac;
+    }
+    if (options_.network_boot) {
+        nic += ",bootindex=" + std::to_string(bootindex++);
+    }
+    argv.insert(argv.end(), {"-device", nic});
     if (options_.kernel) {
         argv.insert(
             argv.end(),

@@ -52,7 +52,8 @@ void copy_tree(const NspawnContainer& c, const fs::path& from, const std::string
 }  // namespace
 
 RoledNode::RoledNode(RoledOptions options) : options_(std::move(options)) {
-    container_ = std::make_unique<NspawnContainer>(ContainerOptions{.rootfs = options_.rootfs});
+    container_ = std::make_unique<NspawnContainer>(ContainerOptions{
+        .rootfs = options_.rootfs, .name = options_.machine_name, .network_namespace = options_.network_namespace});
     bus_ = connect_bus(container_->bus_address());
     node_signals_ = std::make_unique<SignalRecorder>(
         bus_.get(), std::string("type='signal',path='") + kNode1Path + "'");
@@ -104,11 +105,22 @@ void RoledNode::install() {
     copy_tree(c, data / "units", "/etc/systemd/system", 0644);
     copy_tree(c, data / "scripts", "/usr/local/lib/stormnode-test", 0755);
 
-    std::string node_yaml = "roles: " + yaml_list(options_.roles) + "\nhostname: testnode\n";
+    std::string node_yaml = "roles: " + yaml_list(options_.roles) + "\nhostname: " + options_.hostname + "\n";
     if (!options_.features.empty()) {
         node_yaml += "features: " + yaml_list(options_.features) + "\n";
     }
+    for (const auto& [key, map] : {std::pair{"variants", &options_.variants}, std::pair{"variables", &options_.variables}}) {
+        if (!map->empty()) {
+            node_yaml += std::string(key) + ":\n";
+            for (const auto& [name, value] : *map) {
+                node_yaml += "  " + name + ": \"" + value + "\"\n";
+            }
+        }
+    }
     c.write_file("/etc/stormnode/node.yaml", node_yaml);
+    if (!options_.cluster_yaml.empty()) {
+        c.write_file("/etc/stormnode/cluster.yaml", options_.cluster_yaml);
+    }
     // dbus-daemon picks up the policy on reload; systemd the new unit files.
     c.exec_checked({"busctl", "call", "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "ReloadConfig"});
     systemd1::reload(bus_.get());
@@ -223,7 +235,7 @@ std::string RoledNode::diagnostics() {
     std::string text = "--- journal (last 60 lines) ---\n";
     text += container_->exec({"journalctl", "--no-pager", "-n", "60", "-o", "short-monotonic"}).out;
     text += "--- units ---\n";
-    text += container_->exec({"systemctl", "--no-pager", "--all", "list-units", "testsvc-*", "storm-roled*", "corosync*"}).out;
+    text += container_->exec({"systemctl", "--no-pager", "--all", "list-units", "testsvc-*", "storm-roled*", "corosync*", "mariadb*", "garb*"}).out;
     return text;
 }
 

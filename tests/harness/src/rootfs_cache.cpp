@@ -84,23 +84,37 @@ std::chrono::milliseconds since(std::chrono::steady_clock::time_point start) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
 }
 
-}  // namespace
-
-RootfsRecipe load_rootfs_recipe(const fs::path& dir) {
-    RootfsRecipe recipe;
-    std::istringstream in(read_file(dir / "packages.txt"));
+std::vector<std::string> read_package_list(const fs::path& file) {
+    std::vector<std::string> packages;
+    std::istringstream in(read_file(file));
     std::string line;
     while (std::getline(in, line)) {
         line = trim(line.substr(0, line.find('#')));
         if (!line.empty()) {
-            recipe.packages.push_back(line);
+            packages.push_back(line);
         }
     }
-    if (recipe.packages.empty()) {
-        throw Error(Errc::invalid_input, (dir / "packages.txt").string() + ": no packages listed");
+    if (packages.empty()) {
+        throw Error(Errc::invalid_input, file.string() + ": no packages listed");
     }
+    return packages;
+}
+
+}  // namespace
+
+RootfsRecipe load_rootfs_recipe(const fs::path& dir, const std::string& variant) {
+    RootfsRecipe recipe;
+    recipe.packages = read_package_list(dir / "packages.txt");
     if (fs::is_directory(dir / "hooks")) {
         recipe.hook_dir = dir / "hooks";
+    }
+    if (!variant.empty()) {
+        const auto variant_dir = dir / "variants" / variant;
+        const auto extra = read_package_list(variant_dir / "packages.txt");
+        recipe.packages.insert(recipe.packages.end(), extra.begin(), extra.end());
+        if (fs::is_directory(variant_dir / "hooks")) {
+            recipe.extra_hook_dirs.push_back(variant_dir / "hooks");
+        }
     }
     return recipe;
 }
@@ -120,6 +134,13 @@ std::string RootfsCache::key(const RootfsRecipe& recipe) {
     for (const auto& file : hook_files(recipe.hook_dir)) {
         hash.add(file.filename().string());
         hash.add(read_file(file));
+    }
+    // Only a variant has these: the base recipe's key stays what it was.
+    for (const auto& dir : recipe.extra_hook_dirs) {
+        for (const auto& file : hook_files(dir)) {
+            hash.add(file.filename().string());
+            hash.add(read_file(file));
+        }
     }
     return hash.hex();
 }
@@ -144,6 +165,9 @@ Rootfs RootfsCache::ensure(const RootfsRecipe& recipe) {
             "mmdebstrap", "--mode=root", "--variant=" + recipe.variant, "--format=tar", "--include=" + include};
         if (!recipe.hook_dir.empty()) {
             argv.push_back("--hook-dir=" + recipe.hook_dir.string());
+        }
+        for (const auto& dir : recipe.extra_hook_dirs) {
+            argv.push_back("--hook-dir=" + dir.string());
         }
         argv.push_back(recipe.suite);
         argv.push_back(partial.string());
@@ -178,7 +202,9 @@ Rootfs RootfsCache::ensure(const RootfsRecipe& recipe) {
     return result;
 }
 
-Rootfs default_test_rootfs() {
+Rootfs default_test_rootfs() { return test_rootfs_variant({}); }
+
+Rootfs test_rootfs_variant(const std::string& variant) {
     if (const char* image = std::getenv("STORMNODE_TEST_ROOTFS"); image != nullptr && *image != '\0') {  // NOLINT(concurrency-mt-unsafe)
         Rootfs result;
         result.tree = image;
@@ -191,7 +217,7 @@ Rootfs default_test_rootfs() {
     if (const char* env = std::getenv("STORMNODE_SOURCE_DIR"); env != nullptr && *env != '\0') {  // NOLINT(concurrency-mt-unsafe)
         source = env;
     }
-    return RootfsCache().ensure(load_rootfs_recipe(source / "tests/data/rootfs"));
+    return RootfsCache().ensure(load_rootfs_recipe(source / "tests/data/rootfs", variant));
 }
 
 }  // namespace stormnode::test

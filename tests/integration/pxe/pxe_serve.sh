@@ -167,6 +167,10 @@ mb=$(echo "$row" | awk '{print $5}')
 expected_mb=$(awk -v b="$fetched" -v c="$(stat -c %s "$work/db1.cfg")" 'BEGIN { printf "%.1f", b / 1e6 }')
 echo "figure: HTTP bytes served to db-1 (artifacts): $fetched bytes; table says $mb MB (artifacts $expected_mb MB)"
 check "the table counts the HTTP bytes served to db-1" test "$mb" = "$expected_mb"
+# GET /nodes: the same table for programs, exact bytes (tab-separated).
+ip netns exec "$cli" curl -sS --max-time 20 -o "$work/nodes.tsv" http://10.10.0.1/nodes
+check "GET /nodes has db-1 installing with the exact bytes served" \
+    grep -qP "^52:54:00:00:00:01\tdb-1\t10.10.0.11\tyes\tinstalling\t$fetched\t" "$work/nodes.tsv"
 check "dnsmasq's DHCPACK for db-1 is in its log" grep -q "DHCPACK(br0) 10.10.0.11 52:54:00:00:00:01" "$run/dnsmasq.log"
 check "TFTP sent the boot file (dnsmasq log)" grep -q "sent .*core.0 to 10.10.0.11" "$run/dnsmasq.log"
 
@@ -220,6 +224,13 @@ status=$?
 cat "$work/v3.out"
 check "an interface that does not exist is refused (exit 2)" test "$status" = 2
 check "and named" grep -q "interface 'nosuch0' does not exist" "$work/v3.out"
+# lo exists, but the inventory's server address is on br0: nodes could not reach the server there.
+ip netns exec "$srv" "$stormctl" pxe serve --inventory "$inventory" --interface lo --artifacts "$art" \
+    --run-dir "$run" >"$work/v4.out" 2>&1
+status=$?
+cat "$work/v4.out"
+check "an interface without the server's address is refused (exit 2)" test "$status" = 2
+check "saying which address" grep -q "server address 10.10.0.1 is not on interface 'lo'" "$work/v4.out"
 
 echo "$checks checks, $failures failed"
 [ "$failures" = 0 ]

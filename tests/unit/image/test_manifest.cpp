@@ -176,6 +176,8 @@ TEST_CASE("mmdebstrap runs from our hook files and keeps the .debs for the cache
     CHECK(has("--include=/tmp/stormnode_0.1.0_amd64.deb"));
     CHECK(has("--skip=essential/unlink"));
     CHECK(has("--customize-hook=" STORMNODE_SOURCE_DIR "/image/hooks/customize-20-units"));
+    CHECK(has("--essential-hook=" STORMNODE_SOURCE_DIR "/image/hooks/essential-defer-initramfs"));
+    CHECK(has("--hook-dir=/usr/share/mmdebstrap/hooks/eatmydata"));
     CHECK(argv[argv.size() - 2] == "bookworm");
     CHECK(argv.back() == "/tmp/rootfs.tar");
     for (const auto& a : argv) {

@@ -57,3 +57,18 @@ TEST_CASE("node kernel arguments copy the console of the install") {
     CHECK(k == expected);
     CHECK(node_kargs("quiet", {}).size() == 3);
 }
+
+TEST_CASE("a network install's node keeps its report URL and nothing else of the live boot") {
+    const auto k = node_kargs(
+        "root=live:http://10.10.0.1/squashfs.img ip=dhcp rd.neednet=1 console=ttyS0,115200 "
+        "stormnode.report=http://10.10.0.1/report stormnode.install=unattended "
+        "stormnode.answers=http://10.10.0.1/answers/52:54:00:00:00:01.yaml",
+        {});
+    const std::vector<std::string> expected{
+        "root=LABEL=stormnode-root",
+        "rw",
+        "systemd.gpt_auto=0",
+        "console=ttyS0,115200",
+        "stormnode.report=http://10.10.0.1/report"};
+    CHECK(k == expected);
+}

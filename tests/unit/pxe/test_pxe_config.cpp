@@ -6,6 +6,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -158,4 +160,9 @@ TEST_CASE("the node table follows DHCP, boot configs, HTTP and reports", "[pxe][
     const auto text = render_node_table(nodes);
     CHECK(text.find("db-1") != std::string::npos);
     CHECK(text.find("installing") != std::string::npos);
+    // GET /nodes: the exact byte count, one tab-separated line per node after the header.
+    const auto tsv = render_node_tsv(nodes);
+    CHECK(tsv.rfind("mac\thostname\taddress\tknown\tstate\thttp_bytes\t", 0) == 0);
+    CHECK(tsv.find("\n52:54:00:00:00:01\tdb-1\t10.10.0.11\tyes\tinstalling\t1024\t2\tyes\t") != std::string::npos);
+    CHECK(std::count(tsv.begin(), tsv.end(), '\n') == 5);
 }

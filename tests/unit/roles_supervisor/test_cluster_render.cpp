@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
 
 namespace fs = std::filesystem;
 using namespace stormnode;
@@ -60,6 +61,20 @@ TEST_CASE("a db member's 60-galera.cnf names every Galera member and itself", "[
     CHECK(contains(cnf, "wsrep_cluster_address    = gcomm://10.77.0.11,10.77.0.12,10.77.0.13\n"));
     CHECK(contains(cnf, "wsrep_node_name          = db-2\n"));
     CHECK(contains(cnf, "wsrep_node_address       = 10.77.0.12\n"));
+    CHECK(contains(cnf, "skip_name_resolve        = ON\n"));
+}
+
+TEST_CASE("without cluster.yaml a db node's 60-galera.cnf keeps wsrep off", "[cluster][render]") {
+    // "gcomm://" with no address bootstraps a cluster of one: never by accident.
+    TempDir dir{"stormnode-render"};
+    write_file_atomic(dir.path() / "node.yaml", "roles: [db]\nhostname: db-9\nvariables: {mgmt_address: 10.77.0.19}\n");
+    const auto node = load_node_config(dir.path() / "node.yaml", dir.path() / "cluster.yaml", &catalog());
+    render_config(
+        resolve_combination(catalog(), {"db"}).body.config, node, {"db"}, source_dir / "roles" / "templates",
+        dir.path() / "root");
+    const auto cnf = read_file(dir.path() / "root/etc/mysql/mariadb.conf.d/60-galera.cnf");
+    INFO(cnf);
+    CHECK(contains(cnf, "wsrep_on                 = OFF\n"));
 }
 
 TEST_CASE("the quorum member's /etc/default/garb points garbd at the db members", "[cluster][render]") {
@@ -73,17 +88,30 @@ TEST_CASE("the quorum member's /etc/default/garb points garbd at the db members"
     CHECK(contains(garb, "gmcast.listen_addr=tcp://10.77.0.13:4567"));
 }
 
-TEST_CASE("the db role's size check degrades the role and never restarts mariadb", "[cluster][catalog]") {
+TEST_CASE("the db role's size and desync checks degrade the role and never restart mariadb", "[cluster][catalog]") {
     const auto db = resolve(catalog(), "db", "galera");
     const auto unit = std::find_if(db.body.units.begin(), db.body.units.end(), [](const Unit& u) {
         return u.name == "mariadb.service";
     });
     REQUIRE(unit != db.body.units.end());
-    int degrade_only = 0;
+    // By what each exec check signals: only "not in a primary component" may restart mariadb (a donor
+    // restarted mid-transfer takes the joiner down with it: found by integration.galera_cluster).
+    std::map<std::string, bool> degrade_only;
     for (const auto& check : unit->checks) {
-        degrade_only += check.degrade_only ? 1 : 0;
+        if (check.kind != CheckKind::exec) {
+            continue;
+        }
+        const auto& sql = check.argv.back();
+        const auto text = sql.find("MESSAGE_TEXT = '");
+        REQUIRE(text != std::string::npos);
+        degrade_only[sql.substr(text + 16, sql.find('\'', text + 16) - text - 16)] = check.degrade_only;
+        // The client splits --execute at ';' unless told another delimiter.
+        CHECK(std::find(check.argv.begin(), check.argv.end(), "--delimiter=//") != check.argv.end());
     }
-    CHECK(degrade_only == 1);
+    CHECK(degrade_only == std::map<std::string, bool>{
+                             {"galera node not serving in a primary component", false},
+                             {"galera cluster size below its members", true},
+                             {"galera node not synced (a state transfer donor)", true}});
 }
 
 TEST_CASE("grastate.dat is read for safe_to_bootstrap", "[cluster][galera]") {
@@ -109,9 +137,14 @@ TEST_CASE("a new Galera cluster is started only when it is safe", "[cluster][gal
 
     const GraState safe{"u", 10, true};
     const GraState unsafe{"u", -1, false};
-    // Someone answers: join, whatever grastate says.
-    CHECK(decide_galera_start(cluster, "db-1", safe, {"10.77.0.13"}).start == GaleraStart::join);
-    CHECK(decide_galera_start(cluster, "db-1", std::nullopt, {"10.77.0.12"}).start == GaleraStart::join);
+    // A db member answers: join, whatever grastate says.
+    CHECK(decide_galera_start(cluster, "db-1", safe, {"10.77.0.12"}).start == GaleraStart::join);
+    CHECK(decide_galera_start(cluster, "db-1", std::nullopt, {"10.77.0.12", "10.77.0.13"}).start == GaleraStart::join);
+    // Only garbd (q-1) answers: there is nothing to join; grastate decides as if nobody answered.
+    CHECK(decide_galera_start(cluster, "db-1", safe, {"10.77.0.13"}).start == GaleraStart::new_cluster);
+    CHECK(decide_galera_start(cluster, "db-1", unsafe, {"10.77.0.13"}).start == GaleraStart::join);
+    CHECK(decide_galera_start(cluster, "db-1", std::nullopt, {"10.77.0.13"}).start == GaleraStart::new_cluster);
+    CHECK(decide_galera_start(cluster, "db-2", std::nullopt, {"10.77.0.13"}).start == GaleraStart::join);
     // Nobody answers: the node that may bootstrap does.
     CHECK(decide_galera_start(cluster, "db-2", safe, {}).start == GaleraStart::new_cluster);
     CHECK(decide_galera_start(cluster, "db-1", unsafe, {}).start == GaleraStart::join);
@@ -121,7 +154,7 @@ TEST_CASE("a new Galera cluster is started only when it is safe", "[cluster][gal
 }
 
 TEST_CASE(
-    "storm-roled's Galera start: a drop-in for a new cluster only when nobody answers", "[cluster][galera]") {
+    "storm-roled's Galera start: a new cluster, for one start, only when nobody answers", "[cluster][galera]") {
     // Loopback addresses only: nothing outside this machine is ever probed.
     const char* const loopback_cluster =
         "name: lo-db\nmembers:\n"
@@ -134,21 +167,25 @@ TEST_CASE(
     const auto node = load_node_config(dir.path() / "node.yaml", dir.path() / "cluster.yaml", &catalog());
     const auto root = dir.path() / "root";
     const auto drop_in = root / kGaleraDropIn;
+    const auto new_cluster = root / kGaleraNewClusterEnv;
 
     // A fresh datadir on the first db member, port 4567 closed on the peers: new cluster.
     const auto fresh = prepare_galera_start(node, root, std::chrono::milliseconds(500));
     REQUIRE(fresh);
     CHECK(fresh->start == GaleraStart::new_cluster);
-    CHECK_THAT(read_file(drop_in), Catch::Contains("Environment=_WSREP_NEW_CLUSTER=--wsrep-new-cluster"));
+    CHECK_THAT(read_file(new_cluster), Catch::Contains("\n_WSREP_NEW_CLUSTER=--wsrep-new-cluster\n"));
+    // The start that bootstraps removes the file, whatever its outcome: later starts join.
+    CHECK_THAT(read_file(drop_in), Catch::Contains("ExecStartPost=-+/bin/rm -f /run/mariadb-wsrep-new-cluster"));
+    CHECK_THAT(read_file(drop_in), Catch::Contains("ExecStopPost=-+/bin/rm -f /run/mariadb-wsrep-new-cluster"));
 
-    // After a crash (safe_to_bootstrap: 0) it must not bootstrap: the drop-in goes.
+    // After a crash (safe_to_bootstrap: 0) it must not bootstrap: the file goes.
     fs::create_directories(root / "var/lib/mysql");
     write_file_atomic(
         root / "var/lib/mysql/grastate.dat", "version: 2.1\nuuid: u\nseqno: -1\nsafe_to_bootstrap: 0\n");
     const auto crashed = prepare_galera_start(node, root, std::chrono::milliseconds(500));
     REQUIRE(crashed);
     CHECK(crashed->start == GaleraStart::join);
-    CHECK_FALSE(fs::exists(drop_in));
+    CHECK_FALSE(fs::exists(new_cluster));
 
     // Not a db member: nothing to decide.
     write_file_atomic(dir.path() / "node.yaml", "roles: [quorum]\nhostname: q-1\n");

@@ -56,6 +56,40 @@ using ArchiveEntry = CHandle<struct archive_entry, archive_entry_free>;
 // about harmless things like unknown extended header keywords).
 int check_archive(int rc, struct archive* a, std::string_view what);
 
+// prepare, then commit; aborted on unwind so no half transaction stays open.
+class RepoTransaction {
+public:
+    explicit RepoTransaction(OstreeRepo* repo) : repo_(repo) {
+        GErrorPtr error;
+        if (!ostree_repo_prepare_transaction(repo_, nullptr, nullptr, out(error))) {
+            throw_gerror(error, "starting a repo transaction");
+        }
+    }
+    RepoTransaction(const RepoTransaction&) = delete;
+    RepoTransaction& operator=(const RepoTransaction&) = delete;
+    RepoTransaction(RepoTransaction&&) = delete;
+    RepoTransaction& operator=(RepoTransaction&&) = delete;
+    ~RepoTransaction() {
+        if (open_) {
+            (void)ostree_repo_abort_transaction(repo_, nullptr, nullptr);
+        }
+    }
+    OstreeRepoTransactionStats commit() {
+        OstreeRepoTransactionStats stats{};
+        GErrorPtr error;
+        open_ = false;
+        if (!ostree_repo_commit_transaction(repo_, &stats, nullptr, out(error))) {
+            (void)ostree_repo_abort_transaction(repo_, nullptr, nullptr);
+            throw_gerror(error, "committing the repo transaction");
+        }
+        return stats;
+    }
+
+private:
+    OstreeRepo* repo_;
+    bool open_ = true;
+};
+
 // Takes ownership of a floating or full reference to a GVariant.
 inline GVariantPtr take_variant(GVariant* v) {
     return GVariantPtr(g_variant_ref_sink(v));

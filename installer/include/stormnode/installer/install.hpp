@@ -18,6 +18,9 @@ namespace stormnode::installer {
 
 inline constexpr const char* kDefaultSourceRepo = "/ostree/repo";
 inline constexpr const char* kDefaultPublicKey = "/usr/share/stormnode/keys/stormnode.asc";
+// Where dracut's dmsquash-live mounts the boot media (the ISO): the live repo's kernel and initramfs
+// objects are read from there (image/media_objects.hpp).
+inline constexpr const char* kDefaultMediaDir = "/run/initramfs/live";
 
 // The partition layout (GPT): sizes in MiB; root takes the rest.
 inline constexpr std::uint64_t kMiB = 1024ULL * 1024ULL;
@@ -33,6 +36,7 @@ struct InstallOptions {
     std::string source_repo = kDefaultSourceRepo;  // a directory or a URL
     std::string ref;                               // empty: the only ref of the source repo
     std::filesystem::path public_key = kDefaultPublicKey;
+    std::filesystem::path media_dir = kDefaultMediaDir;  // for a source repo that lists media objects
     bool wipe = false;  // the operator confirmed that the disk is wiped
     std::vector<std::string> extra_kargs;
     std::string proc_cmdline;  // the running kernel's command line (console= is copied)
@@ -47,6 +51,7 @@ struct InstallPlan {
     std::uint64_t tree_bytes = 0;  // the commit's content, for the size check
     std::uint64_t min_disk_size = 0;
     std::string public_key;  // armored
+    std::filesystem::path media_dir;  // empty: the source repo holds every object itself
     std::vector<std::string> kargs;
     firstboot::NodeFile node;
     std::vector<std::string> root_ssh_keys;
@@ -57,8 +62,9 @@ struct InstallPlan {
 // deployments (an upgrade) and /var.
 std::uint64_t minimum_disk_size(std::uint64_t tree_bytes);
 
-// Kernel arguments of the installed node: root by label, rw, no GPT auto-mounting, the console=
-// arguments of the running kernel (a serial install gives a serial node), then extra.
+// Kernel arguments of the installed node: root by label, rw, no GPT auto-mounting, the console= and
+// stormnode.report= arguments of the running kernel (a serial install gives a serial node, a network
+// install one that reports to its pxe serve), then extra.
 std::vector<std::string> node_kargs(const std::string& proc_cmdline, const std::vector<std::string>& extra);
 
 // Checks everything that can be checked without writing: the source repo, the ref, the commit's

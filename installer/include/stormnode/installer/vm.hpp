@@ -20,13 +20,17 @@ inline constexpr const char* kAnswersVolumeLabel = "STORMANS";
 
 struct VmSpec {
     std::string name;                 // the libvirt domain name
-    std::filesystem::path iso;        // the stormnode ISO, first cdrom
+    std::filesystem::path iso;        // the stormnode ISO, first cdrom; empty: none (network boot)
     std::filesystem::path state_dir;  // this VM's files; removed by destroy
     std::uint64_t disk_bytes = 20ULL << 30;
     std::uint32_t memory_mib = 2048;
     std::uint32_t vcpus = 1;  // TCG: the machine's cores are shared with everything else
     bool uefi = false;
     std::optional<std::filesystem::path> answers_iso;  // second cdrom labelled STORMANS
+    // A libvirt network (vm rack): the NIC is on it with this MAC and boots (PXE, qemu's iPXE ROM) after
+    // the disk. Empty: user-mode networking, no network boot.
+    std::string network;
+    std::string mac;
 
     [[nodiscard]] std::filesystem::path disk() const { return state_dir / "disk.qcow2"; }
     [[nodiscard]] std::filesystem::path nvram() const { return state_dir / "uefi-vars.fd"; }
@@ -37,6 +41,18 @@ struct VmSpec {
 // SATA cdrom, serial console on a pty logged to serial_log(), UEFI with Secure Boot disabled.
 // Throws Error(invalid_input) for a name libvirt or a file name would not take.
 std::string domain_xml(const VmSpec& spec);
+
+// An isolated libvirt network for `vm rack`: a bridge with the provisioning server's address and
+// nothing else — no forwarding, no DHCP or DNS of libvirt's own (pxe serve's dnsmasq answers there).
+struct RackNetwork {
+    std::string name;     // the libvirt network
+    std::string bridge;   // the bridge it makes: what `pxe serve --interface` is given
+    std::string address;  // the host's address on it (the inventory's network.server)
+    int prefix = 24;      // from the inventory's subnet
+};
+
+// Throws Error(invalid_input) for a bridge name the kernel would not take or a bad address.
+std::string network_xml(const RackNetwork& network);
 
 struct VmInfo {
     std::string name;
@@ -61,12 +77,52 @@ public:
     // Powers it off if running, undefines it (with its UEFI variables where the driver knows them) and
     // removes its state directory. Throws Error(not_found) for an unknown name.
     void destroy(const std::string& name);
+    // Defines and starts a network; one of the same name must not exist.
+    void create_network(const RackNetwork& network);
+    // Stops and undefines it; false when there is none of that name.
+    bool destroy_network(const std::string& name);
 
 private:
     VmInfo info(virDomainPtr domain);
     VirConnectHandle connection_;
     std::string uri_;
 };
+
+// One node of a virtual rack: the domain spec for a network-booting VM (no ISO) on `network`.
+VmSpec rack_node_spec(
+    const std::string& rack,
+    const std::string& hostname,
+    const std::string& mac,
+    const std::string& network,
+    const std::filesystem::path& state_root);
+
+// A virtual rack (stormctl vm rack): one network, one network-booting domain per inventory node.
+struct RackSpec {
+    RackNetwork network;
+    std::vector<VmSpec> nodes;  // from rack_node_spec; disk and memory sizes set
+};
+
+// The rack from an inventory's provisioning network and nodes (MAC -> hostname; an empty hostname
+// names the VM after its MAC): network "stormnode-<rack>", bridge `bridge` (empty: "sn-<rack>", cut
+// to 15 characters), VMs "<rack>-<hostname>". Every XML is checked before anything is made.
+struct RackNodeEntry {
+    std::string mac;
+    std::string hostname;
+};
+RackSpec rack_spec(
+    const std::string& rack,
+    const std::string& bridge,
+    const std::string& subnet,  // "10.10.0.0/24"
+    const std::string& server,  // the host's address on the bridge
+    const std::vector<RackNodeEntry>& nodes,
+    const std::filesystem::path& state_root);
+
+// Creates the network and every domain (disk files first); a failure part-way removes what this call
+// made. Throws Error(invalid_input) when any of them exists already.
+void create_rack(Hypervisor& hypervisor, RackSpec& rack);
+// Removes the rack's domains (with their files) and its network; what does not exist is skipped.
+// Returns how many domains it removed.
+int destroy_rack(Hypervisor& hypervisor, const RackSpec& rack);
 
 // Creates spec.state_dir with the qcow2 disk (qemu-img) and, when answers is set, the STORMANS ISO
 // (xorriso); sets spec.answers_iso. Throws Error(invalid_input) for a missing ISO or answer file.

@@ -15,6 +15,12 @@ struct LiveArtifactsOptions {
     std::string ref;                  // e.g. stormnode/bookworm/x86_64/node
     std::filesystem::path output_dir; // receives vmlinuz, initrd.img, squashfs.img
     int squashfs_zstd_level = 3;
+    // Where the kernel and initramfs will sit on the boot media, relative to its root (the ISO:
+    // "boot/vmlinuz", "boot/initrd.img"). When set, the squashfs leaves their repo objects out and its repo
+    // lists them in image::kMediaObjectsFile: stored once, on the media. Empty: kept in the squashfs
+    // (network boot, where the live system has no media to read them from).
+    std::string media_kernel_path;
+    std::string media_initramfs_path;
 };
 
 struct LiveArtifacts {

@@ -6,6 +6,7 @@
 //        GET /boot/grub/<mac>.cfg, /boot/ipxe/<mac>.ipxe   what this MAC boots (install, live, local)
 //        GET /answers/<mac>.yaml                the answer file of a known MAC (404 otherwise)
 //        POST /report  mac=<mac>&state=<state>[&detail=<text>]   a node says how far it is
+//        GET /nodes                             the node table, tab-separated (render_node_tsv)
 #pragma once
 
 #include "stormnode/iso/pxe_build.hpp"
@@ -89,6 +90,9 @@ private:
 
 // A plain-text table of the nodes (for the terminal).
 std::string render_node_table(const std::vector<NodeStatus>& nodes);
+// The same for programs (GET /nodes): a header line, then one tab-separated line per node with
+// mac, hostname, address, known (yes|no), state, http_bytes, http_requests, answers (yes|no), detail.
+std::string render_node_tsv(const std::vector<NodeStatus>& nodes);
 
 struct ServeOptions {
     Inventory inventory;

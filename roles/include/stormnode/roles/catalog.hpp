@@ -16,9 +16,13 @@ namespace stormnode::roles {
 
 enum class CheckKind { unit, tcp, http, exec, amqp_peer };
 
+// A check's host that storm-roled replaces with node.yaml's variables.mgmt_address (127.0.0.1 when the
+// node has none): for services whose templates bind them to the management address only.
+inline constexpr const char* kMgmtAddressHost = "mgmt_address";
+
 struct Check {
     CheckKind kind = CheckKind::unit;
-    std::string host = "127.0.0.1";       // tcp, http
+    std::string host = "127.0.0.1";       // tcp, http; kMgmtAddressHost: the node's mgmt_address
     int port = 0;                         // tcp, http, amqp_peer (default 5672)
     std::string path = "/";               // http
     std::vector<int> expect_status{200};  // http: any of these

@@ -30,7 +30,7 @@ struct GaleraDecision {
 
 // grastate: nullopt when the datadir has none (a fresh datadir that never was in a cluster).
 // reachable: the other Galera members (db and garbd) that accept a connection on 4567 now.
-//   - any reachable           -> join
+//   - a db member reachable   -> join (an arbitrator alone holds no data to join)
 //   - grastate safe_to_bootstrap: 1 -> new cluster (this node left last, or shut down cleanly last)
 //   - no grastate: only the first db member of cluster.yaml starts the new cluster; the others join
 //   - otherwise (safe_to_bootstrap: 0, nobody answers) -> join, and keep trying: an operator decides

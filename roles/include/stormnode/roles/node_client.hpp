@@ -63,6 +63,10 @@ public:
     std::optional<SwitchResult> set_roles(
         const std::vector<std::string>& roles, bool force, bool wait, std::chrono::milliseconds timeout);
     void restart_role(const std::string& role);
+    // Waits until the node's State is `state` (its StateChanged signal, watched before the first read)
+    // and returns the properties then. storm-roled not yet on the bus is waited for too. Throws
+    // Error(timeout) after timeout (zero: no limit).
+    NodeStatus wait_for_state(const std::string& state, std::chrono::milliseconds timeout);
 
 private:
     BusConnection bus_;

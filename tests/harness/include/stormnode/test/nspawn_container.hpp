@@ -29,6 +29,8 @@ struct ContainerOptions {
     std::string name;  // machine name; default: unique per process and container
     std::vector<Bind> binds;
     std::chrono::milliseconds boot_timeout{60000};
+    // --network-namespace-path (a TestNetwork namespace); empty: the host's network, as before.
+    std::filesystem::path network_namespace;
 };
 
 class NspawnContainer {
@@ -67,12 +69,16 @@ public:
     // SIGTERM to nspawn (systemd shuts down), wait via pidfd, SIGKILL after the timeout; cgroups and
     // the host directory are removed. Returns how nspawn ended. Idempotent.
     std::string stop(std::chrono::milliseconds timeout = std::chrono::seconds(30));
+    // Pulls the plug: SIGKILL to the container's PID 1 (the whole PID namespace dies, no shutdown),
+    // then the same clean-up as stop(). Returns how nspawn ended.
+    std::string kill();
 
 private:
     void wait_for_bus_socket(std::chrono::steady_clock::time_point deadline);
     void find_leader();
     Bus connect_when_listening(std::chrono::steady_clock::time_point deadline);
     void wait_until_running(std::chrono::steady_clock::time_point deadline);
+    std::string finish(const std::string& how);  // the clean-up after nspawn ended
     void empty_cgroup() noexcept;
     void remove_cgroups() noexcept;
     [[noreturn]] void fail(const std::string& what);

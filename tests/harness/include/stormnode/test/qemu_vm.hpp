@@ -32,6 +32,11 @@ struct QemuOptions {
     std::filesystem::path initrd;
     std::string append;
     std::string name = "vm";
+    // The NIC's -netdev (default: user networking); e.g. "tap,id=n0,ifname=tap0,script=no,downscript=no"
+    // for a bridge the test made. The id must be n0.
+    std::string netdev = "user,id=n0";
+    std::string mac;            // empty: qemu's default
+    bool network_boot = false;  // the NIC boots after the disks (its iPXE ROM: PXE)
 };
 
 // The firmware files this machine has, or why it cannot run the VM (for exit 77).
@@ -62,6 +67,8 @@ public:
     [[nodiscard]] const std::filesystem::path& log_path() const noexcept { return log_path_; }
     [[nodiscard]] std::string log_tail(std::size_t lines = 40) const;
     [[nodiscard]] std::chrono::steady_clock::duration uptime() const;
+    // qemu's process: its CPU time is the guest's cost on this machine (/proc/PID/stat).
+    [[nodiscard]] pid_t pid() const noexcept { return qemu_->pid(); }
 
 private:
     bool read_some(std::chrono::milliseconds timeout);  // false when qemu has ended

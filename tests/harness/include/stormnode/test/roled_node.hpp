@@ -31,6 +31,15 @@ struct RoledOptions {
     std::vector<std::string> catalog_exclude{"common.yaml"};
     std::vector<std::string> roled_arguments;        // appended to ExecStart (e.g. backoff options)
     bool start = true;                               // start storm-roled.service and wait for it
+    // For a node of a cluster: node.yaml's hostname, variants ({db: galera}) and variables
+    // ({mgmt_address: ...}), /etc/stormnode/cluster.yaml's text (none when empty), the container's
+    // machine name and network (a TestNetwork namespace; empty: the host's).
+    std::string hostname = "testnode";
+    std::map<std::string, std::string> variants;
+    std::map<std::string, std::string> variables;
+    std::string cluster_yaml;
+    std::string machine_name;
+    std::filesystem::path network_namespace;
 };
 
 // One row of Node1.Units: (unit, active state, check state, restarts).

@@ -19,11 +19,13 @@ struct RootfsRecipe {
     std::string variant = "minbase";
     std::vector<std::string> packages;
     std::filesystem::path hook_dir;  // mmdebstrap --hook-dir (customize*.sh ...); empty: none
+    std::vector<std::filesystem::path> extra_hook_dirs;  // a variant's hooks, run after hook_dir's
 };
 
 // Reads packages.txt (one name a line, '#' comments) and hooks/ from a directory such as
-// tests/data/rootfs.
-RootfsRecipe load_rootfs_recipe(const std::filesystem::path& dir);
+// tests/data/rootfs. A variant (e.g. "galera") adds variants/<variant>/packages.txt and its hooks/: the
+// base tree plus a role's real packages, cached under its own key.
+RootfsRecipe load_rootfs_recipe(const std::filesystem::path& dir, const std::string& variant = {});
 
 struct Rootfs {
     std::filesystem::path tree;    // unpacked directory to boot
@@ -52,5 +54,7 @@ private:
 // The recipe in tests/data/rootfs of this source tree (STORMNODE_SOURCE_DIR or the compiled-in path),
 // ensured in the default cache, or STORMNODE_TEST_ROOTFS when set.
 Rootfs default_test_rootfs();
+// The same for a variant of that recipe (see load_rootfs_recipe); STORMNODE_TEST_ROOTFS overrides it too.
+Rootfs test_rootfs_variant(const std::string& variant);
 
 }  // namespace stormnode::test

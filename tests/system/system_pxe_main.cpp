@@ -1,0 +1,33 @@
+// Catch2 main for the network-boot tier: exit 77 (skipped) when the machine cannot run it — no qemu,
+// no dnsmasq or ip, no tap devices, not root (network namespaces, bridges).
+#define CATCH_CONFIG_RUNNER
+#include <stormnode/common/subprocess.hpp>
+#include <stormnode/test/qemu_vm.hpp>
+
+#include <catch2/catch.hpp>
+#include <unistd.h>
+
+#include <filesystem>
+#include <iostream>
+
+int main(int argc, char** argv) {
+    if (const auto why = stormnode::test::qemu_unavailable(stormnode::test::Firmware::bios)) {
+        std::cout << "SKIP: " << *why << "\n";
+        return 77;
+    }
+    if (::geteuid() != 0) {
+        std::cout << "SKIP: a network namespace with a bridge and tap devices needs root\n";
+        return 77;
+    }
+    if (!std::filesystem::exists("/dev/net/tun")) {
+        std::cout << "SKIP: no /dev/net/tun: qemu cannot have a tap NIC\n";
+        return 77;
+    }
+    for (const char* tool : {"dnsmasq", "ip", "curl"}) {
+        if (!stormnode::run({.argv = {tool, tool == std::string("ip") ? "-V" : "--version"}}).ok()) {
+            std::cout << "SKIP: " << tool << " is not installed (dnsmasq-base iproute2 curl)\n";
+            return 77;
+        }
+    }
+    return Catch::Session().run(argc, argv);
+}
