@@ -126,6 +126,22 @@ std::string source_url(const std::string& dir_or_url) {
     return "file://" + fs::absolute(dir_or_url).lexically_normal().string();
 }
 
+namespace {
+
+bool remove_transient_remote(OstreeRepo* repo, GError** error) {
+    return ostree_repo_remote_change(
+               repo,
+               nullptr,
+               OSTREE_REPO_REMOTE_CHANGE_DELETE_IF_EXISTS,
+               kTransientRemote,
+               nullptr,
+               nullptr,
+               nullptr,
+               error) != FALSE;
+}
+
+}  // namespace
+
 std::string pull_verified(
     OstreeRepo* repo,
     const std::string& url,
@@ -134,15 +150,7 @@ std::string pull_verified(
     ProgressSink& progress) {
     GErrorPtr error;
     // A leftover from an interrupted run would carry an old URL or key.
-    ostree_repo_remote_change(
-        repo,
-        nullptr,
-        OSTREE_REPO_REMOTE_CHANGE_DELETE_IF_EXISTS,
-        kTransientRemote,
-        nullptr,
-        nullptr,
-        nullptr,
-        nullptr);
+    (void)remove_transient_remote(repo, nullptr);
     image::add_verifying_remote(repo, kTransientRemote, url, public_key);
     std::string commit;
     try {
@@ -157,15 +165,7 @@ std::string pull_verified(
                     std::string(image::to_string(sig.state)) + " (" + sig.detail + ")");
         }
     } catch (...) {
-        ostree_repo_remote_change(
-            repo,
-            nullptr,
-            OSTREE_REPO_REMOTE_CHANGE_DELETE_IF_EXISTS,
-            kTransientRemote,
-            nullptr,
-            nullptr,
-            nullptr,
-            nullptr);
+        (void)remove_transient_remote(repo, nullptr);
         throw;
     }
     if (!ostree_repo_set_ref_immediate(repo, kRemote, ref.c_str(), commit.c_str(), nullptr, out(error))) {
@@ -174,15 +174,7 @@ std::string pull_verified(
     ostree_repo_set_ref_immediate(repo, kTransientRemote, ref.c_str(), nullptr, nullptr, nullptr);
     // The node's own remote comes from its /etc/ostree/remotes.d (the image ships it, with the key);
     // a second definition in the repo config would make ostree refuse both.
-    if (!ostree_repo_remote_change(
-            repo,
-            nullptr,
-            OSTREE_REPO_REMOTE_CHANGE_DELETE_IF_EXISTS,
-            kTransientRemote,
-            nullptr,
-            nullptr,
-            nullptr,
-            out(error))) {
+    if (!remove_transient_remote(repo, out(error))) {
         throw_gerror(error, "removing the transient remote");
     }
     return commit;
