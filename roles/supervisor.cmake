@@ -19,6 +19,9 @@ add_library(stormnode_supervisor STATIC
     src/supervisor/describe_check.cpp
     src/supervisor/quorum_guard.cpp
     src/supervisor/galera_start.cpp
+    src/supervisor/pacemaker_start.cpp
+    src/supervisor/monitor_start.cpp
+    src/supervisor/secret_file.cpp
     src/supervisor/transaction.cpp
     src/supervisor/sd_event_loop.cpp
     src/supervisor/sd_event_prober.cpp)
@@ -43,6 +46,11 @@ add_executable(storm-roled daemon/main.cpp)
 target_link_libraries(storm-roled PRIVATE stormnode::roled stormnode::warnings)
 
 install(TARGETS storm-roled DESTINATION ${CMAKE_INSTALL_BINDIR})
+# The monitor role's oneshot on the member holding the Zabbix database (storm-monitor-db.service).
+add_executable(storm-monitor-db bin/storm-monitor-db.cpp)
+target_link_libraries(storm-monitor-db PRIVATE stormnode::supervisor stormnode::warnings)
+install(TARGETS storm-monitor-db DESTINATION ${CMAKE_INSTALL_LIBEXECDIR}/stormnode)
+install(FILES daemon/storm-monitor-db.service DESTINATION lib/systemd/system)
 install(FILES daemon/storm-roled.service DESTINATION lib/systemd/system)
 install(FILES daemon/org.stormclouds.Node1.conf DESTINATION ${CMAKE_INSTALL_DATADIR}/dbus-1/system.d)
 install(FILES daemon/org.stormclouds.Node1.xml DESTINATION ${CMAKE_INSTALL_DATADIR}/dbus-1/interfaces)

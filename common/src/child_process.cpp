@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -101,11 +102,21 @@ ChildProcess::ChildProcess(const ChildCommand& command) {
     UniqueFd error_read(error_pipe[0]);
     UniqueFd error_write(error_pipe[1]);
 
+    const pid_t parent = ::getpid();
     pid_ = ::fork();
     check_errno(pid_, "fork for " + command.argv[0]);
     if (pid_ == 0) {
         // Only async-signal-safe calls between fork and exec.
         ::setsid();
+        if (command.die_with_parent) {
+            if (::prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) {
+                report_and_exit(error_write.get());
+            }
+            // The parent may have died before prctl: then the signal would never come.
+            if (::getppid() != parent) {
+                ::_exit(127);
+            }
+        }
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, nullptr);

@@ -203,7 +203,23 @@ CommitResult commit_tar(OstreeRepo* repo, int fd, const CommitOptions& options, 
         result.delta_bytes = generate_static_delta(repo, result.parent, result.commit);
         progress.advance(*result.delta_bytes);
     }
+    // After every ref move, not only with a delta: a client resolves refs from the summary when there
+    // is one, so a stale summary would hand out the previous commit.
+    update_summary(repo, options.gpg);
     return result;
+}
+
+void update_summary(OstreeRepo* repo, const std::optional<GpgKey>& gpg) {
+    GErrorPtr error;
+    if (!ostree_repo_regenerate_summary(repo, nullptr, nullptr, out(error))) {
+        throw_gerror(error, "regenerating the repo's summary");
+    }
+    if (gpg) {
+        const char* keys[] = {gpg->key_id.c_str(), nullptr};
+        if (!ostree_repo_add_gpg_signature_summary(repo, keys, gpg->homedir.c_str(), nullptr, out(error))) {
+            throw_gerror(error, "signing the repo's summary with key " + gpg->key_id);
+        }
+    }
 }
 
 std::uint64_t generate_static_delta(OstreeRepo* repo, const std::string& from, const std::string& to) {

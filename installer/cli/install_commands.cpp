@@ -356,6 +356,13 @@ void add_install_commands(CLI::App& app, int& exit_code) {
         u.public_key = o->gpg_key;
         NullProgress progress;
         const auto r = os_upgrade(u, progress);
+        if (r.pull.bytes > 0) {
+            std::cout << "fetched " << r.pull.bytes << " bytes: "
+                      << (r.pull.delta_parts > 0
+                              ? "static delta, " + std::to_string(r.pull.delta_parts) + " parts"
+                              : std::string("no static delta"))
+                      << ", " << r.pull.objects << " objects one by one\n";
+        }
         if (r.changed) {
             std::cout << "upgraded " << r.previous << " -> " << r.commit
                       << " (boots next; rollback: " << r.previous << ")\n";

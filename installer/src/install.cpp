@@ -482,7 +482,7 @@ InstallResult run_install(const InstallPlan& plan, ProgressSink& progress) {
     if (!plan.media_dir.empty()) {
         image::seed_media_objects(repo, plan.source_url.substr(std::string_view("file://").size()), plan.media_dir);
     }
-    result.commit = pull_verified(repo, plan.source_url, plan.ref, plan.public_key, progress);
+    result.commit = pull_verified(repo, plan.source_url, plan.ref, plan.public_key, progress).commit;
     if (!plan.commit.empty() && result.commit != plan.commit) {
         throw Error(
             Errc::aborted,

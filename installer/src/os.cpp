@@ -82,15 +82,18 @@ UpgradeResult os_upgrade(const UpgradeOptions& options, ProgressSink& progress) 
         throw Error(Errc::invalid_input, "the default deployment has no origin ref: give --ref");
     }
     progress.phase("pull", 0, "objects");
+    Pulled pulled;
     if (options.source_repo.empty()) {
-        result.commit = pull_from_remote(repo, ref, progress);
+        pulled = pull_from_remote(repo, ref, progress);
     } else {
         fs::path key = options.public_key;
         if (key.empty()) {
             key = deployment_dir(sysroot.get(), merge.get()) / fs::path(kDefaultPublicKey).relative_path();
         }
-        result.commit = pull_verified(repo, source_url(options.source_repo), ref, read_file(key), progress);
+        pulled = pull_verified(repo, source_url(options.source_repo), ref, read_file(key), progress);
     }
+    result.commit = pulled.commit;
+    result.pull = pulled.stats;
     if (result.commit == result.previous) {
         return result;
     }

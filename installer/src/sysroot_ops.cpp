@@ -1,5 +1,6 @@
 #include "sysroot_ops.hpp"
 
+#include <stormnode/image/pull.hpp>
 #include <stormnode/image/repo.hpp>
 
 #include <unistd.h>
@@ -14,44 +15,7 @@ using image::throw_gerror;
 
 namespace {
 
-using AsyncProgress = CHandle<OstreeAsyncProgress, image::gobject_unref>;
-
 constexpr const char* kTransientRemote = "stormnode-install-source";
-
-void on_pull_progress(OstreeAsyncProgress* p, gpointer user_data) {
-    auto* sink = static_cast<ProgressSink*>(user_data);
-    guint fetched = 0;
-    guint requested = 0;
-    ostree_async_progress_get(p, "fetched", "u", &fetched, "requested", "u", &requested, nullptr);
-    sink->advance(fetched);
-}
-
-void pull(OstreeRepo* repo, const std::string& remote, const std::string& ref, ProgressSink& progress) {
-    GVariantBuilder b;
-    g_variant_builder_init(&b, G_VARIANT_TYPE("a{sv}"));
-    const char* refs[] = {ref.c_str(), nullptr};
-    g_variant_builder_add(&b, "{s@v}", "refs", g_variant_new_variant(g_variant_new_strv(refs, -1)));
-    g_variant_builder_add(&b, "{s@v}", "gpg-verify", g_variant_new_variant(g_variant_new_boolean(TRUE)));
-    auto options = image::take_variant(g_variant_builder_end(&b));
-    AsyncProgress async(ostree_async_progress_new_and_connect(on_pull_progress, &progress));
-    GErrorPtr error;
-    const gboolean ok =
-        ostree_repo_pull_with_options(repo, remote.c_str(), options.get(), async.get(), nullptr, out(error));
-    ostree_async_progress_finish(async.get());
-    if (!ok) {
-        const bool gpg = error && (error->domain == OSTREE_GPG_ERROR ||
-                                   std::string(error->message).find("GPG") != std::string::npos ||
-                                   std::string(error->message).find("signature") != std::string::npos ||
-                                   std::string(error->message).find("public key") != std::string::npos);
-        if (gpg) {
-            const std::string message = error->message;
-            throw Error(
-                Errc::refused,
-                "refusing commit of '" + ref + "': it is not signed by the stormnode key (" + message + ")");
-        }
-        throw_gerror(error, "pulling '" + ref + "'");
-    }
-}
 
 std::string resolve(OstreeRepo* repo, const std::string& refspec) {
     GErrorPtr error;
@@ -142,7 +106,7 @@ bool remove_transient_remote(OstreeRepo* repo, GError** error) {
 
 }  // namespace
 
-std::string pull_verified(
+Pulled pull_verified(
     OstreeRepo* repo,
     const std::string& url,
     const std::string& ref,
@@ -152,9 +116,12 @@ std::string pull_verified(
     // A leftover from an interrupted run would carry an old URL or key.
     (void)remove_transient_remote(repo, nullptr);
     image::add_verifying_remote(repo, kTransientRemote, url, public_key);
-    std::string commit;
+    Pulled pulled;
+    std::string& commit = pulled.commit;
     try {
-        pull(repo, kTransientRemote, ref, progress);
+        // This remote has no ref here yet: libostree finds a static delta from what the repo holds
+        // through the server's summary (image build writes it with every commit).
+        pulled.stats = image::pull_ref(repo, kTransientRemote, ref, progress);
         commit = resolve(repo, std::string(kTransientRemote) + ":" + ref);
         // Belt and braces: the commit in the repo verifies against the key, whatever the pull did.
         const auto sig = image::verify_commit(repo, commit, kTransientRemote);
@@ -177,12 +144,14 @@ std::string pull_verified(
     if (!remove_transient_remote(repo, out(error))) {
         throw_gerror(error, "removing the transient remote");
     }
-    return commit;
+    return pulled;
 }
 
-std::string pull_from_remote(OstreeRepo* repo, const std::string& ref, ProgressSink& progress) {
-    pull(repo, kRemote, ref, progress);
-    return resolve(repo, std::string(kRemote) + ":" + ref);
+Pulled pull_from_remote(OstreeRepo* repo, const std::string& ref, ProgressSink& progress) {
+    Pulled pulled;
+    pulled.stats = image::pull_ref(repo, kRemote, ref, progress);
+    pulled.commit = resolve(repo, std::string(kRemote) + ":" + ref);
+    return pulled;
 }
 
 Deployment deploy_commit(

@@ -4,6 +4,7 @@
 
 #include <stormnode/common/progress.hpp>
 #include <stormnode/image/ostree_handles.hpp>
+#include <stormnode/image/pull.hpp>
 
 #include <filesystem>
 #include <optional>
@@ -31,8 +32,12 @@ std::string source_url(const std::string& dir_or_url);
 // Pulls ref from url into repo with GPG verification against the armored key, through a transient
 // remote that is removed afterwards; the ref is then stored as "stormnode:ref" (what the deployment's
 // origin names and later upgrades follow). An unsigned commit or one signed by another key is refused
-// with Error(refused). Returns the commit.
-std::string pull_verified(
+// with Error(refused).
+struct Pulled {
+    std::string commit;
+    image::PullStats stats;  // what came over the network, and whether a static delta did
+};
+Pulled pull_verified(
     OstreeRepo* repo,
     const std::string& url,
     const std::string& ref,
@@ -40,7 +45,7 @@ std::string pull_verified(
     ProgressSink& progress);
 
 // Pulls ref from the configured remote "stormnode" (a booted node; gpg-verify is the remote's).
-std::string pull_from_remote(OstreeRepo* repo, const std::string& ref, ProgressSink& progress);
+Pulled pull_from_remote(OstreeRepo* repo, const std::string& ref, ProgressSink& progress);
 
 // Deploys commit as the new default; with merge (upgrade), /etc is merged three-way and the kernel
 // arguments are kept, and merge stays as the rollback. kargs: the new deployment's arguments (install).

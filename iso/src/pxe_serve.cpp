@@ -1,5 +1,7 @@
 #include "stormnode/iso/pxe_serve.hpp"
 
+#include "stormnode/iso/pxe_http.hpp"
+
 #include <stormnode/common/c_handle.hpp>
 #include <stormnode/common/child_process.hpp>
 #include <stormnode/common/error.hpp>
@@ -11,7 +13,6 @@
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <netinet/in.h>
-#include <httplib.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/eventfd.h>
@@ -22,6 +23,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <fstream>
 #include <memory>
 #include <thread>
 
@@ -243,169 +245,6 @@ bool has_address(const std::string& interface, const std::string& address) {
     return false;
 }
 
-// "/boot/grub/52:54:00:00:00:01.cfg" -> the MAC, when it is one
-std::optional<std::string> mac_in(const std::string& name) {
-    if (!firstboot::valid_mac(name)) {
-        return std::nullopt;
-    }
-    return firstboot::normalize_mac(name);
-}
-
-// A file under root, never outside it; nullopt for anything else.
-std::optional<fs::path> file_under(const fs::path& root, const std::string& relative) {
-    if (relative.empty() || relative.find("..") != std::string::npos || relative.front() == '/') {
-        return std::nullopt;
-    }
-    fs::path path = root / relative;
-    std::error_code ec;
-    if (!fs::is_regular_file(path, ec)) {
-        return std::nullopt;
-    }
-    return path;
-}
-
-class HttpServer {
-public:
-    HttpServer(const ServeOptions& options, NodeTable& table, int notify_fd)
-        : options_(options),
-          table_(table),
-          notify_fd_(notify_fd) {
-        const std::string server = options.inventory.network.server +
-                                   (options.http_port == 80 ? "" : ":" + std::to_string(options.http_port));
-        server_.Get(
-            R"(/boot/(grub|ipxe)/([^/]+)\.(cfg|ipxe))",
-            [this, server](const httplib::Request& req, httplib::Response& res) {
-                const auto mac = mac_in(req.matches[2]);
-                if (!mac) {
-                    res.status = 404;
-                    return;
-                }
-                const InventoryNode* node = options_.inventory.find(*mac);
-                const BootAction action = node != nullptr ? BootAction::install
-                                          : options_.inventory.discovered == DiscoveredPolicy::live
-                                              ? BootAction::live
-                                              : BootAction::local;
-                const BootParams params{server, *mac, {}};
-                const bool grub = req.matches[1] == "grub";
-                res.set_content(
-                    grub ? render_grub_entry(action, params) : render_ipxe_entry(action, params),
-                    "text/plain");
-                table_.boot_config(*mac, action);
-                notify();
-            });
-        server_.Get(R"(/answers/([^/]+)\.yaml)", [this](const httplib::Request& req, httplib::Response& res) {
-            const auto mac = mac_in(req.matches[1]);
-            const InventoryNode* node = mac ? options_.inventory.find(*mac) : nullptr;
-            if (node == nullptr) {
-                res.status = 404;
-                res.set_content("no answer file for this MAC: it is not in the inventory\n", "text/plain");
-                return;
-            }
-            res.set_content(render_answers(*node), "application/yaml");
-            table_.answers_fetched(node->mac);
-            notify();
-        });
-        server_.Post("/report", [this](const httplib::Request& req, httplib::Response& res) {
-            const auto mac = req.get_param_value("mac");
-            const auto state = req.get_param_value("state");
-            if (!table_.report(mac, state, req.get_param_value("detail"))) {
-                res.status = 400;
-                res.set_content(
-                    "want mac=<MAC>&state=<seen|booting|installing|installed|healthy|failed>\n",
-                    "text/plain");
-                return;
-            }
-            res.set_content("ok\n", "text/plain");
-            notify();
-        });
-        server_.Get("/nodes", [this](const httplib::Request&, httplib::Response& res) {
-            res.set_content(render_node_tsv(table_.snapshot()), "text/tab-separated-values");
-        });
-        server_.Get(R"(/repo/(.+))", [this](const httplib::Request& req, httplib::Response& res) {
-            if (!options_.repo) {
-                res.status = 404;
-                return;
-            }
-            serve_file(req, res, *options_.repo, req.matches[1]);
-        });
-        server_.Get(R"(/(.+))", [this](const httplib::Request& req, httplib::Response& res) {
-            serve_file(req, res, options_.artifacts, req.matches[1]);
-        });
-    }
-
-    void start() {
-        const auto& host = options_.inventory.network.server;
-        if (!server_.bind_to_port(host, options_.http_port)) {
-            throw Error(
-                Errc::io,
-                "cannot listen on http://" + host + ":" + std::to_string(options_.http_port) +
-                    " (is the address on the interface, is the port free?)");
-        }
-        thread_ = std::thread([this] { server_.listen_after_bind(); });
-    }
-
-    void stop() {
-        server_.stop();
-        if (thread_.joinable()) {
-            thread_.join();
-        }
-    }
-
-    HttpServer(const HttpServer&) = delete;
-    HttpServer& operator=(const HttpServer&) = delete;
-    HttpServer(HttpServer&&) = delete;
-    HttpServer& operator=(HttpServer&&) = delete;
-    ~HttpServer() { stop(); }
-
-private:
-    void notify() {
-        const std::uint64_t one = 1;
-        (void)::write(notify_fd_, &one, sizeof one);  // an eventfd: wakes the main loop
-    }
-
-    // Streams the file (squashfs.img is hundreds of MB: never read whole into memory), counting bytes per
-    // client.
-    void serve_file(
-        const httplib::Request& req, httplib::Response& res, const fs::path& root, const std::string& rel) {
-        const auto path = file_under(root, rel);
-        if (!path) {
-            res.status = 404;
-            return;
-        }
-        auto fd = std::make_shared<UniqueFd>(::open(path->c_str(), O_RDONLY | O_CLOEXEC));
-        struct stat st {};
-        if (fd->get() < 0 || ::fstat(fd->get(), &st) != 0) {
-            res.status = 403;
-            return;
-        }
-        const auto size = static_cast<std::size_t>(st.st_size);
-        const std::string client = req.remote_addr;
-        const std::string shown = "/" + rel;
-        res.set_content_provider(
-            size,
-            "application/octet-stream",
-            [fd](std::size_t offset, std::size_t length, httplib::DataSink& sink) {
-                std::array<char, 1 << 16> buffer{};
-                const auto want = std::min(length, buffer.size());
-                const auto n = ::pread(fd->get(), buffer.data(), want, static_cast<off_t>(offset));
-                if (n <= 0) {
-                    return false;
-                }
-                return sink.write(buffer.data(), static_cast<std::size_t>(n));
-            },
-            [this, client, shown, size](bool success) {
-                table_.http(client, shown, success ? size : 0);
-                notify();
-            });
-    }
-
-    const ServeOptions& options_;
-    NodeTable& table_;
-    int notify_fd_;
-    httplib::Server server_;
-    std::thread thread_;
-};
-
 // Lines of dnsmasq's output, as they complete.
 class LineReader {
 public:
@@ -489,7 +328,22 @@ void serve(const ServeOptions& options, ServeListener& listener) {
     const BlockedSignals signals;
     NodeTable table(options.inventory);
     const UniqueFd changed(check_errno(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), "eventfd"));
-    HttpServer http(options, table, changed.get());
+    // Who fetched which file and how much of it: the figures behind "nothing fetched twice" and
+    // "an update costs its static delta" (client, path, bytes, status; tab-separated).
+    std::mutex access_log_mutex;
+    std::ofstream access_log(options.run_dir / "http.log", std::ios::app);
+    PxeHttpServer http(
+        options,
+        table,
+        [fd = changed.get()] {
+            const std::uint64_t one = 1;
+            (void)::write(fd, &one, sizeof one);  // wakes the main loop
+        },
+        [&](const HttpTransfer& t) {
+            const std::lock_guard lock(access_log_mutex);
+            access_log << t.client << "\t" << t.path << "\t" << t.bytes << "\t" << t.status << "\n"
+                       << std::flush;
+        });
     http.start();
 
     ChildProcess child(
@@ -499,7 +353,8 @@ void serve(const ServeOptions& options, ServeListener& listener) {
               "--conf-file=" + conf.string(),
               "--pid-file=",
               "--user=root"},
-         .pipe_output = true});
+         .pipe_output = true,
+         .die_with_parent = true});
     LineReader lines;
     bool announced = false;
     std::uint64_t shown_version = ~std::uint64_t{0};

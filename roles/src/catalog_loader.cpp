@@ -27,7 +27,7 @@ const std::set<std::string> cluster_keys{
 const std::set<std::string> healthy_when_keys{"required", "degraded_if_down"};
 
 std::set<std::string> role_keys() {
-    std::set<std::string> keys{"name", "kind", "description", "conflicts"};
+    std::set<std::string> keys{"name", "kind", "description", "conflicts", "standalone"};
     keys.insert(body_keys.begin(), body_keys.end());
     keys.insert(role_only_keys.begin(), role_only_keys.end());
     return keys;
@@ -64,6 +64,12 @@ public:
         yaml::reject_unknown_keys(root, role_keys(), *diags_);
         parse_name(root, stem);
         parse_kind(root);
+        if (const auto standalone = yaml::optional_bool(root, "standalone", *diags_)) {
+            role_->standalone = *standalone;
+            if (role_->kind != RoleKind::mixin) {
+                diags_->error(child(root, "standalone"), "'standalone' is only allowed for kind: mixin");
+            }
+        }
         if (const auto description = yaml::optional_string(root, "description", *diags_)) {
             role_->description = *description;
         }
@@ -274,12 +280,13 @@ private:
             check.timeout = std::chrono::seconds(*timeout);
         }
         if (const auto on_failure = yaml::optional_string(node, "on_failure", *diags_)) {
-            if (*on_failure == "degrade") {
+            if (*on_failure == "degrade" || *on_failure == "hold") {
                 check.degrade_only = true;
+                check.holds_restarts = *on_failure == "hold";
             } else if (*on_failure != "restart") {
                 diags_->error(
                     child(node, "on_failure"),
-                    "'on_failure' must be restart or degrade, not '" + *on_failure + "'");
+                    "'on_failure' must be restart, degrade or hold, not '" + *on_failure + "'");
             }
         }
         if (diags_->items().size() != before) {

@@ -437,7 +437,7 @@ void validate_combination(const Catalog& catalog, const std::vector<std::string>
     for (const auto& spec : roles) {
         const auto [name, variant] = detail::split_role_spec(spec);
         const Role* role = catalog.find(name);
-        if (role == nullptr || role->kind != RoleKind::role) {
+        if (role == nullptr || !role->placeable()) {
             if (role == nullptr) {
                 diags.error_in_file("unknown role '" + name + "'");
             } else {

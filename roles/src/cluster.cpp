@@ -63,7 +63,7 @@ void check_roles(
         ++index;
         const auto name = base_name(spec);
         const Role* role = catalog.find(name);
-        if (role == nullptr || role->kind != RoleKind::role) {
+        if (role == nullptr || !role->placeable()) {
             diags.error(at, "unknown role '" + name + "' (roles: " + joined(catalog.role_names()) + ")");
             names_ok = false;
             continue;
@@ -229,8 +229,10 @@ Vip parse_vip(const YAML::Node& entry, Diagnostics& diags) {
     return vip;
 }
 
-std::string random_secret() {
-    std::array<unsigned char, 32> bytes{};
+// Hex of `size` random bytes: 32 for passwords, 256 for corosync's authkey (corosync-keygen's length;
+// storm-roled writes the decoded bytes, and knet wants at least 128).
+std::string random_secret(std::size_t size = 32) {
+    std::vector<unsigned char> bytes(size);
     std::size_t got = 0;
     while (got < bytes.size()) {
         const auto n = ::getrandom(bytes.data() + got, bytes.size() - got, 0);
@@ -440,16 +442,44 @@ void check_cluster_secrets(const Cluster& cluster, const Catalog& catalog, Diagn
     diags.append(secret_diags);
 }
 
+std::map<std::string, std::string> load_cluster_secrets(const Cluster& cluster) {
+    if (cluster.secrets.empty()) {
+        throw Error(Errc::invalid_input, cluster.file + ": no 'secrets' file (stormctl cluster init makes it)");
+    }
+    const auto path = cluster.secrets_path();
+    struct stat st {};
+    check_errno(::stat(path.c_str(), &st), "reading the secrets file " + path.string());
+    if ((st.st_mode & 077U) != 0) {
+        throw Error(Errc::invalid_input, "secrets file " + path.string() + " is readable by others: it must be 0600");
+    }
+    Diagnostics diags(path.string());
+    const auto doc = load_yaml_file(path, diags);
+    std::map<std::string, std::string> secrets;
+    if (doc && yaml::expect_map(*doc, "the secrets file (name: value)", diags)) {
+        for (const auto& entry : *doc) {
+            if (!entry.second.IsScalar() || entry.second.Scalar().empty()) {
+                diags.error(entry.second, "secret '" + entry.first.Scalar() + "' is not a non-empty string");
+                continue;
+            }
+            secrets[entry.first.Scalar()] = entry.second.Scalar();
+        }
+    }
+    throw_if_errors(diags, path.string());
+    return secrets;
+}
+
 YAML::Node cluster_template_data(const Cluster& cluster) {
     YAML::Node data(YAML::NodeType::Map);
     data["name"] = cluster.name;
     YAML::Node all(YAML::NodeType::Sequence);
     YAML::Node by_role(YAML::NodeType::Map);
+    int position = 0;
     for (const auto& member : cluster.members) {
         YAML::Node entry(YAML::NodeType::Map);
         entry["hostname"] = member.hostname;
         entry["address"] = member.address;
         entry["zone"] = member.zone;
+        entry["nodeid"] = std::to_string(++position);  // corosync's nodeid: 1-based, stable with the file
         all.push_back(entry);
         for (const auto& spec : member.roles) {
             by_role[base_name(spec)].push_back(entry);
@@ -468,6 +498,36 @@ YAML::Node cluster_template_data(const Cluster& cluster) {
         }
     }
     data["galera_members"] = joined(galera, ",");
+    // HAProxy's galera listener (lb): every Galera db member (db, db:galera) as a backend, writes to the
+    // first, the others "backup" (a key present only for those: mustache has no "but the first").
+    YAML::Node galera_backends(YAML::NodeType::Sequence);
+    for (const auto& member : cluster.members) {
+        const bool galera_member = std::any_of(member.roles.begin(), member.roles.end(), [](const std::string& r) {
+            return r == "db" || r == "db:galera";
+        });
+        if (galera_member) {
+            YAML::Node backend(YAML::NodeType::Map);
+            backend["hostname"] = member.hostname;
+            backend["address"] = member.address;
+            if (galera_backends.size() > 0) {
+                backend["backup"] = "backup";
+            }
+            galera_backends.push_back(backend);
+        }
+    }
+    if (galera_backends.size() > 0) {
+        data["galera"]["backends"] = galera_backends;
+    }
+    // The Zabbix pair: agents accept passive checks from every monitor member (Server, commas) and send
+    // active checks to the HA cluster (ServerActive: one cluster's nodes are separated by semicolons).
+    std::vector<std::string> monitors;
+    for (const auto* member : cluster.members_with("monitor")) {
+        monitors.push_back(member->address);
+    }
+    if (!monitors.empty()) {  // absent, not "": templates test them with {{#...}}
+        data["monitor_servers"] = joined(monitors, ",");
+        data["monitor_server_active"] = joined(monitors, ";");
+    }
     const Vip* main_vip = nullptr;
     YAML::Node vips(YAML::NodeType::Map);
     for (const auto& vip : cluster.vips) {
@@ -485,6 +545,13 @@ YAML::Node cluster_template_data(const Cluster& cluster) {
         if (main_vip->vrrp_router_id != 0) {
             data["vrrp_router_id"] = std::to_string(main_vip->vrrp_router_id);
         }
+    }
+    // The Zabbix database: the db role's behind the VIP when the cluster has db members, else the
+    // first monitor member's own MariaDB (feature local_db; see zabbix_bootstrap.hpp).
+    if (!galera.empty()) {
+        data["monitor_db_host"] = main_vip != nullptr ? main_vip->address : std::string();
+    } else if (!monitors.empty()) {
+        data["monitor_db_host"] = monitors.front();
     }
     return data;
 }
@@ -550,7 +617,7 @@ bool write_new_cluster(const std::filesystem::path& cluster_yaml, Cluster cluste
         YAML::Emitter out;
         out << YAML::BeginMap;
         for (const auto& name : needed_secrets(cluster, catalog)) {
-            out << YAML::Key << name << YAML::Value << random_secret();
+            out << YAML::Key << name << YAML::Value << random_secret(name == "corosync-authkey" ? 256 : 32);
         }
         out << YAML::EndMap;
         std::filesystem::create_directories(

@@ -116,7 +116,7 @@ void parse_roles(const YAML::Node& map, const roles::Catalog* catalog, NodeFile&
             continue;
         }
         const roles::Role* role = catalog->find(name);
-        if (role == nullptr || role->kind != roles::RoleKind::role) {
+        if (role == nullptr || !role->placeable()) {
             diags.error(
                 marks[i], "unknown role '" + name + "' (roles: " + joined(catalog->role_names()) + ")");
             names_ok = false;

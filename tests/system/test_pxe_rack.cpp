@@ -1,8 +1,10 @@
 // A rack provisioned over the network, in qemu (TCG): this process's own network namespace with a bridge,
-// `stormctl pxe serve` on it (dnsmasq DHCP/TFTP + HTTP), and two VMs on tap ports that boot through
-// their NIC's iPXE ROM (SeaBIOS). The known MAC (role quorum) installs itself from the live root it
-// fetched over HTTP (the commit's GPG signature checked), reboots from its disk and reports its role
-// healthy; the unknown MAC boots live with no role. Both are checked on their serial consoles and in
+// `stormctl pxe serve` on it (dnsmasq DHCP/TFTP + HTTP), and two VMs on tap ports, one per firmware.
+// The known MAC (role quorum, BIOS) boots through its NIC's iPXE ROM, installs itself from the live
+// root it fetched over HTTP (the commit's GPG signature checked), reboots from its disk and reports its
+// role healthy. The unknown MAC (UEFI) boots with OVMF's own PXE client (client-arch 7: dnsmasq hands
+// it GRUB's core.efi over TFTP), GRUB's grub.cfg loads its per-MAC config over HTTP, and it boots live
+// with no role: UEFI netboot is proven without a third VM. Both are checked on their serial consoles and in
 // pxe serve's node table (GET /nodes), and the server-side cost is printed: HTTP bytes per node against
 // the boot artifacts, pxe serve's CPU time (its own cgroup) against the node's install.
 //
@@ -147,7 +149,8 @@ private:
 class PxeServe {
 public:
     PxeServe(const std::vector<std::string>& argv, const std::vector<fs::path>& cgroups)
-        : child_({.argv = argv, .pipe_output = true, .cgroups = cgroups}),
+        // die_with_parent: a test killed on its timeout must not leave pxe serve and dnsmasq behind.
+        : child_({.argv = argv, .pipe_output = true, .cgroups = cgroups, .die_with_parent = true}),
           reader_([this] { read_loop(); }) {}
     PxeServe(const PxeServe&) = delete;
     PxeServe& operator=(const PxeServe&) = delete;
@@ -292,15 +295,19 @@ KnownResult provision_known(const fs::path& dir, PxeServe& serve) {
     return result;
 }
 
-// The unknown MAC: no disk, live over the network, storm-roled says it has no role.
+// The unknown MAC: UEFI, no disk, live over the network, storm-roled says it has no role.
 double discover_unknown(const fs::path& dir) {
     QemuVm vm(
-        {.memory_mib = 1536,
+        {.firmware = stormnode::test::Firmware::uefi,
+         .memory_mib = 1536,
          .work_dir = dir,
          .name = "unknown",
          .netdev = "tap,id=n0,ifname=tap-unknown,script=no,downscript=no",
          .mac = kUnknownMac,
          .network_boot = true});
+    // OVMF's own PXE client got GRUB's EFI image (dnsmasq's client-arch 7 match); which per-MAC config
+    // GRUB then fetched is in pxe serve's access log (checked at the end).
+    CHECK_THAT(vm.wait_for("NBP filename is", 600s), Catch::Matchers::Contains("x86_64-efi/core.efi"));
     // storm-roled's notice, echoed on the console by storm-roled-console.service
     CHECK_THAT(
         vm.wait_for("no roles configured", 1500s), Catch::Matchers::Contains("no roles configured"));
@@ -398,6 +405,13 @@ TEST_CASE(
 
     CHECK(serve.stop() == 0);
     const double serve_cpu = cgroup.seconds();
+
+    // The UEFI node's boot went through GRUB's per-MAC config over HTTP, never through iPXE's.
+    const auto access_log = stormnode::read_file(work / "run" / "http.log");
+    INFO(access_log);
+    CHECK_THAT(access_log, Catch::Matchers::Contains(std::string("/boot/grub/") + kUnknownMac + ".cfg\t"));
+    CHECK_THAT(access_log, !Catch::Matchers::Contains(std::string("/boot/ipxe/") + kUnknownMac));
+    CHECK_THAT(access_log, Catch::Matchers::Contains(std::string("/boot/ipxe/") + kKnownMac + ".ipxe\t"));
 
     const auto squashfs = bytes_of(work / "pxe" / "squashfs.img");
     const auto boot_set =

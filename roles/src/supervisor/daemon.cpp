@@ -7,6 +7,8 @@
 #include <stormnode/roles/catalog.hpp>
 #include <stormnode/roles/supervisor/galera_start.hpp>
 #include <stormnode/roles/supervisor/message_ids.hpp>
+#include <stormnode/roles/supervisor/monitor_start.hpp>
+#include <stormnode/roles/supervisor/pacemaker_start.hpp>
 #include <stormnode/roles/supervisor/quorum_guard.hpp>
 #include <stormnode/roles/supervisor/transaction.hpp>
 
@@ -27,6 +29,11 @@ struct CatalogHolder {
 };
 
 namespace {
+
+bool plan_has_unit(const Plan& plan, const std::string& name) {
+    return std::any_of(
+        plan.body.units.begin(), plan.body.units.end(), [&](const Unit& unit) { return unit.name == name; });
+}
 
 std::string joined(const std::vector<std::string>& items) {
     std::string text;
@@ -141,6 +148,21 @@ Daemon::Daemon(sd_event* event, sd_bus* bus, DaemonOptions options)
                     {{"STORMNODE_CLUSTER", node_.cluster_model->name}});
             }
         }
+        pacemaker_in_plan_ = plan_has_unit(plan, "pacemaker.service");
+        pacemaker_configured_ = false;
+        if (pacemaker_in_plan_) {
+            if (const auto start = prepare_pacemaker_start(node_, options_.config_root)) {
+                log::info(
+                    std::string("pacemaker: ") + (start->configuring ? "configuring member: " : "member: ") +
+                        start->summary,
+                    {{"STORMNODE_CLUSTER", node_.cluster_model->name}});
+            }
+        }
+        if (plan_has_unit(plan, "zabbix-server.service")) {
+            if (const auto start = prepare_monitor_start(node_, options_.config_root)) {
+                log::info("monitor: " + *start, {{"STORMNODE_CLUSTER", node_.cluster_model->name}});
+            }
+        }
     };
     supervisor_ = std::make_unique<Supervisor>(systemd_, prober_, clock_, options_.supervisor, renderer, this);
     service_ = std::make_unique<NodeService>(
@@ -163,7 +185,7 @@ Plan Daemon::make_plan(const std::vector<std::string>& roles) const {
     };
     for (const auto& role : roles) {
         const Role* found = catalog.find(name_of(role));
-        if (found == nullptr || found->kind != RoleKind::role) {
+        if (found == nullptr || !found->placeable()) {
             throw Error(Errc::invalid_input, "unknown role '" + role + "'");
         }
     }
@@ -223,6 +245,28 @@ void Daemon::check_quorum(
         return;
     }
     throw Error(Errc::refused, *refusal + " (force overrides)");
+}
+
+void Daemon::configure_pacemaker_when_ready() {
+    if (pacemaker_configured_ || pacemaker_retry_ || !pacemaker_in_plan_) {
+        return;
+    }
+    try {
+        if (const auto done = configure_pacemaker(node_, options_.config_root)) {
+            log::notice(
+                "pacemaker: " + (done->empty() ? std::string("resources already in the CIB") : *done),
+                {{"STORMNODE_CLUSTER", node_.cluster_model->name}});
+        }
+        pacemaker_configured_ = true;
+    } catch (const std::exception& e) {
+        log::warning("pacemaker: " + describe(e) + "; retrying in 5 s");
+        pacemaker_retry_ = clock_.after(std::chrono::seconds(5), [this] {
+            pacemaker_retry_.reset();
+            if (supervisor_->state() == RoleState::healthy || supervisor_->state() == RoleState::degraded) {
+                configure_pacemaker_when_ready();
+            }
+        });
+    }
 }
 
 void Daemon::start() {
@@ -332,6 +376,9 @@ void Daemon::state_changed(RoleState state, const std::string& reason) {
     (void)sd_notifyf(0, "STATUS=%s", status_line().c_str());
     write_state();
     service_->state_changed();
+    if (state == RoleState::healthy || state == RoleState::degraded) {
+        configure_pacemaker_when_ready();
+    }
 }
 
 void Daemon::units_changed() {
@@ -356,7 +403,8 @@ void Daemon::unit_event(const std::string& unit, std::string_view what, const st
         log::notice(unit + " restarting " + detail,
                     {{"MESSAGE_ID", std::string(message_id::kUnitRestarted)}, {"STORMNODE_ROLE", roles},
                      {"STORMNODE_UNIT", unit}});
-    } else if (what == "died" || what == "gave-up" || what == "check-failing" || what == "stop-failed") {
+    } else if (what == "died" || what == "gave-up" || what == "check-failing" || what == "stop-failed" ||
+               what == "restart-held") {
         log::warning(unit + " " + text + ": " + detail, {{"STORMNODE_ROLE", roles}, {"STORMNODE_UNIT", unit}});
     } else {
         log::info(unit + " " + text + (detail.empty() ? "" : ": " + detail),

@@ -45,12 +45,12 @@ public:
     ~Probe() override = default;
 
 protected:
-    void finish(bool ok, std::string detail) {
+    void finish(bool ok, std::string detail, std::optional<int> exit_status = std::nullopt) {
         timer_.reset();
         io_.reset();
         if (auto done = std::move(done_); done) {
             done_ = nullptr;
-            done(ProbeResult{ok, std::move(detail)});  // nothing of *this is touched after this call
+            done(ProbeResult{ok, std::move(detail), exit_status});  // nothing of *this is touched after this call
         }
     }
     virtual void timed_out() { finish(false, "timed out"); }
@@ -219,7 +219,9 @@ private:
     std::string response_;
 };
 
-// exec: the argv runs in its own process group with /dev/null for stdio; its pidfd says when it ends.
+// exec: the argv runs in its own process group with /dev/null for stdin and stdout; its pidfd says when it
+// ends. Its stderr goes to a pipe whose last line, when it fails, tells why (a mariadb SIGNAL's text): the
+// pipe is non-blocking at both ends, so a chatty check loses output instead of stalling.
 class ExecProbe final : public Probe {
 public:
     ExecProbe(sd_event* event, const Check& check, Prober::Callback done)
@@ -246,9 +248,17 @@ public:
         posix_spawnattr_t attr;
         posix_spawn_file_actions_init(&actions);
         posix_spawnattr_init(&attr);
-        for (const int fd : {0, 1, 2}) {
+        std::array<int, 2> err_pipe{-1, -1};
+        if (::pipe2(err_pipe.data(), O_CLOEXEC | O_NONBLOCK) != 0) {
+            fail_later(std::string("pipe2: ") + std::strerror(errno));
+            return;
+        }
+        stderr_.reset(err_pipe[0]);
+        const UniqueFd err_write(err_pipe[1]);
+        for (const int fd : {0, 1}) {
             posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", fd == 0 ? O_RDONLY : O_WRONLY, 0);
         }
+        posix_spawn_file_actions_adddup2(&actions, err_write.get(), 2);
         sigset_t none;
         sigemptyset(&none);
         posix_spawnattr_setsigmask(&attr, &none);
@@ -276,12 +286,31 @@ private:
     void ready(uint32_t /*revents*/) override {
         const int status = reap(false);
         if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-            finish(true, {});
+            finish(true, {}, 0);
         } else if (WIFEXITED(status)) {
-            finish(false, "exit status " + std::to_string(WEXITSTATUS(status)));
+            finish(
+                false, "exit status " + std::to_string(WEXITSTATUS(status)) + last_stderr_line(),
+                WEXITSTATUS(status));
         } else {
-            finish(false, "killed by signal " + std::to_string(WTERMSIG(status)));
+            finish(false, "killed by signal " + std::to_string(WTERMSIG(status)) + last_stderr_line());
         }
+    }
+    // ": <the last line the check wrote to stderr>", or "" when it wrote none.
+    std::string last_stderr_line() const {
+        std::string text;
+        std::array<char, 4096> buffer{};
+        for (ssize_t n = 0; (n = ::read(stderr_.get(), buffer.data(), buffer.size())) > 0;) {
+            text.append(buffer.data(), static_cast<std::size_t>(n));
+            if (text.size() > 65536) {
+                text.erase(0, text.size() - 4096);
+            }
+        }
+        while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' ')) {
+            text.pop_back();
+        }
+        const auto newline = text.rfind('\n');
+        text = newline == std::string::npos ? text : text.substr(newline + 1);
+        return text.empty() ? "" : ": " + text.substr(0, 512);
     }
     void timed_out() override {
         reap(true);
@@ -303,6 +332,7 @@ private:
     Check check_;
     pid_t pid_ = -1;
     UniqueFd pidfd_;
+    UniqueFd stderr_;
 };
 
 // amqp_peer: a quick look into /proc, delivered from the loop.

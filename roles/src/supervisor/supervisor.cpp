@@ -26,6 +26,7 @@ struct Supervisor::CheckRun {
     bool ever_passed = false;
     int consecutive_failures = 0;
     std::string detail;
+    std::optional<int> exit_status;  // of the last probe (exec)
 };
 
 struct Supervisor::Tracked {
@@ -44,6 +45,11 @@ struct Supervisor::Tracked {
     std::uint64_t job = 0;  // the job whose completion we wait for; older completions are ignored
     std::string last_reason;
     std::string invocation_before;  // when the job was queued: unchanged after it means adopted
+    // A check asked for a restart while the unit has on_failure: hold checks: those are probed again
+    // first (their last word may predate the failure), and the restart waits for their answers.
+    int hold_probes_outstanding = 0;
+    std::string restart_reason;
+    bool restart_held = false;  // a restart was asked for and held back; until the hold check passes
 };
 
 struct Supervisor::Switch {
@@ -71,6 +77,24 @@ std::string down_reason(const UnitState& s) {
         text += " (" + s.result + ")";
     }
     return text;
+}
+
+// The check of on_failure: hold that holds now, if any: while it does, no check restarts the unit. Only
+// its own verdict holds, exit status 1: one that cannot run (126, 127: a binary or library missing), is
+// killed or times out must never keep a broken unit from being restarted.
+template <typename CheckRuns>
+const typename CheckRuns::value_type* holding_check(const CheckRuns& checks) {
+    for (const auto& c : checks) {
+        if (c.check.holds_restarts && c.known && !c.passing && c.exit_status == 1) {
+            return &c;
+        }
+    }
+    return nullptr;
+}
+
+template <typename CheckRuns>
+bool has_hold_checks(const CheckRuns& checks) {
+    return std::any_of(checks.begin(), checks.end(), [](const auto& c) { return c.check.holds_restarts; });
 }
 
 std::string seconds(Clock::duration d) {
@@ -488,6 +512,8 @@ void Supervisor::begin_checks(Tracked& t) {
 }
 
 void Supervisor::stop_checks(Tracked& t) {
+    t.hold_probes_outstanding = 0;
+    t.restart_held = false;
     for (auto& c : t.checks) {
         c.next.reset();
         c.pending.reset();
@@ -543,10 +569,14 @@ void Supervisor::probe_done(const std::string& unit, std::size_t index, const Pr
     const bool was_passing = c.known && c.passing;
     c.known = true;
     c.passing = result.ok;
+    c.exit_status = result.exit_status;
     if (result.ok) {
         c.ever_passed = true;
         c.consecutive_failures = 0;
         c.detail.clear();
+        if (c.check.holds_restarts) {
+            t.restart_held = false;
+        }
     } else {
         ++c.consecutive_failures;
         c.detail = result.detail;
@@ -556,7 +586,47 @@ void Supervisor::probe_done(const std::string& unit, std::size_t index, const Pr
         // A check that never passed is the tier deadline's business (the service may still be starting).
         if (c.ever_passed && t.supervised && !c.check.degrade_only &&
             c.consecutive_failures >= options_.check_failures_before_restart) {
-            unit_down(t, "check " + describe_check(c.check) + " failing: " + result.detail);
+            if (const auto* hold = holding_check(t.checks); hold != nullptr) {
+                if (!t.restart_held && observer_ != nullptr) {
+                    observer_->unit_event(
+                        unit, "restart-held",
+                        "check " + describe_check(c.check) + " failing, but " + describe_check(hold->check) +
+                            " says a restart cannot help: " + hold->detail);
+                }
+                t.restart_held = true;
+                t.restart_reason = "check " + describe_check(c.check) + " failing: " + result.detail;
+            } else if (has_hold_checks(t.checks)) {
+                if (t.hold_probes_outstanding == 0) {
+                    t.restart_reason = "check " + describe_check(c.check) + " failing: " + result.detail;
+                    for (std::size_t i = 0; i < t.checks.size(); ++i) {
+                        if (t.checks[i].check.holds_restarts) {
+                            t.checks[i].next.reset();
+                            t.checks[i].pending.reset();
+                            ++t.hold_probes_outstanding;
+                            schedule_probe(t, i, true);
+                        }
+                    }
+                }
+            } else {
+                unit_down(t, "check " + describe_check(c.check) + " failing: " + result.detail);
+                evaluate();
+                units_changed();
+                return;
+            }
+        }
+    }
+    if (c.check.holds_restarts && t.hold_probes_outstanding > 0 && --t.hold_probes_outstanding == 0) {
+        // The fresh word of the hold checks on a restart another check asked for.
+        if (const auto* hold = holding_check(t.checks); hold != nullptr) {
+            t.restart_held = true;
+            if (observer_ != nullptr) {
+                observer_->unit_event(
+                    unit, "restart-held",
+                    t.restart_reason + ", but " + describe_check(hold->check) + " says a restart cannot help: " +
+                        hold->detail);
+            }
+        } else {
+            unit_down(t, t.restart_reason);
             evaluate();
             units_changed();
             return;
@@ -638,6 +708,11 @@ void Supervisor::evaluate() {
                 problem = name + ": " + (t.last_reason.empty() ? "not running" : t.last_reason);
             } else if (state == nullptr || state->active_state != "active") {
                 problem = name + ": " + (state != nullptr ? down_reason(*state) : std::string("unknown state"));
+            } else if (const auto* hold = holding_check(t.checks); hold != nullptr) {
+                // Said first: it is why the unit is left as it is.
+                problem = name + ": " + hold->detail + " (check " + describe_check(hold->check) + "); " +
+                          (t.restart_held ? "restart held back: " + t.restart_reason
+                                          : std::string("not restarted while it fails"));
             } else {
                 for (const auto& c : t.checks) {
                     // A (re)started unit is not healthy until each of its checks has passed once: a
@@ -866,7 +941,10 @@ std::vector<UnitStatus> Supervisor::units(const std::string& role) const {
                         pending = pending || !c.known;
                     }
                     const bool active = state != nullptr && state->active_state == "active";
-                    status.check_state = failing || !active ? "failing" : pending ? "pending" : "passing";
+                    status.check_state = t.restart_held ? "held"
+                                         : failing || !active ? "failing"
+                                         : pending ? "pending"
+                                                   : "passing";
                     break;
                 }
             }

@@ -2,22 +2,18 @@
 // there): tmux drives the real binary on a private dbus-daemon with nothing owning org.stormclouds.Node1.
 // The console must stay up, say "storm-roled is not running" next to the hostname, and follow the name
 // coming and going (NameOwnerChanged) by itself. With no bus at all, or no terminal, it must exit 1 with a
-// clear message (it used to crash or exit silently in a restart loop). Waiting is on the pane's output
-// (tmux pipe-pane into a FIFO, read with a deadline), then capture-pane.
+// clear message (it used to crash or exit silently in a restart loop). The terminal is the harness's
+// TerminalSession (tmux), read as a transcript: the exit message may scroll.
 #include <stormnode/common/error.hpp>
 #include <stormnode/common/subprocess.hpp>
 #include <stormnode/common/temp_dir.hpp>
 #include <stormnode/test/bus.hpp>
+#include <stormnode/test/terminal_session.hpp>
 
 #include <catch2/catch.hpp>
-#include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
-#include <sys/stat.h>
 #include <systemd/sd-bus.h>
-#include <unistd.h>
 
-#include <array>
 #include <chrono>
 #include <filesystem>
 #include <functional>
@@ -28,6 +24,8 @@ using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
 namespace {
+
+using Console = stormnode::test::TerminalSession;
 
 constexpr const char* kNodeBusName = "org.stormclouds.Node1";
 
@@ -61,102 +59,6 @@ private:
     pid_t pid_ = 0;
 };
 
-stormnode::ProcessResult tmux(const fs::path& socket, std::vector<std::string> args) {
-    args.insert(args.begin(), {"tmux", "-S", socket.string()});
-    stormnode::Command c{.argv = args};
-    c.timeout = 20s;
-    return stormnode::run_checked(c);
-}
-
-class Console {
-public:
-    Console(const fs::path& dir, const std::vector<std::string>& command)
-        : socket_(dir / "tmux.sock"),
-          fifo_(dir / "pane.fifo") {
-        stormnode::check_errno(mkfifo(fifo_.c_str(), 0600), "creating the pane FIFO");
-        // Read-write: opening never blocks and the FIFO never reports EOF while tmux's writer comes and goes.
-        fifo_fd_ = stormnode::UniqueFd(stormnode::check_errno(
-            open(fifo_.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC), "opening the pane FIFO"));
-        // remain-on-exit before the command runs: an early exit still leaves its status and last words.
-        tmux(socket_, {"new-session", "-d", "-s", "console", "-x", "120", "-y", "40", "cat"});
-        tmux(socket_, {"set-option", "-t", "console", "remain-on-exit", "on"});
-        tmux(socket_, {"pipe-pane", "-t", "console", "-O", "cat >> " + fifo_.string()});
-        std::vector<std::string> args{"respawn-pane", "-k", "-t", "console"};
-        args.insert(args.end(), command.begin(), command.end());
-        tmux(socket_, args);
-    }
-    Console(const Console&) = delete;
-    Console& operator=(const Console&) = delete;
-    Console(Console&&) = delete;
-    Console& operator=(Console&&) = delete;
-    ~Console() { stormnode::run({.argv = {"tmux", "-S", socket_.string(), "kill-server"}}); }
-
-    [[nodiscard]] std::string screen() const {
-        return tmux(socket_, {"capture-pane", "-p", "-J", "-S", "-", "-t", "console"})
-            .out;  // -J: wrapped lines joined; -S -: with what scrolled off
-    }
-    // "0::" while the command runs; "1:<exit status>:" or "1::<signal>" after.
-    [[nodiscard]] std::string dead_status() const {
-        return tmux(
-                   socket_,
-                   {"display-message",
-                    "-p",
-                    "-t",
-                    "console",
-                    "#{pane_dead}:#{pane_dead_status}:#{pane_dead_signal}"})
-            .out;
-    }
-
-    // Checks the screen each time the pane writes something, until pred holds or the deadline passes.
-    // bus (optional) is processed meanwhile: the test's own connection answers the console's calls.
-    std::string wait_for(
-        const std::function<bool(const std::string&)>& pred,
-        std::chrono::milliseconds timeout,
-        const std::string& what,
-        sd_bus* bus = nullptr) const {
-        const auto deadline = std::chrono::steady_clock::now() + timeout;
-        while (true) {
-            if (bus != nullptr) {
-                while (stormnode::check_r(sd_bus_process(bus, nullptr), "processing the test bus") > 0) {
-                }
-            }
-            auto text = screen();
-            if (pred(text)) {
-                return text;
-            }
-            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                deadline - std::chrono::steady_clock::now());
-            if (left <= 0ms) {
-                FAIL("timed out waiting for " << what << "; the screen:\n" << text);
-            }
-            std::array<pollfd, 2> fds{{
-                {fifo_fd_.get(), POLLIN, 0},
-                {bus != nullptr ? sd_bus_get_fd(bus) : -1,
-                 static_cast<short>(bus != nullptr ? sd_bus_get_events(bus) : 0),
-                 0},
-            }};
-            if (poll(fds.data(), fds.size(), static_cast<int>(left.count())) > 0) {
-                std::array<char, 4096> buffer{};
-                while (read(fifo_fd_.get(), buffer.data(), buffer.size()) > 0) {
-                }
-            }
-        }
-    }
-    std::string wait_for_text(
-        const std::string& part, std::chrono::milliseconds timeout = 30s, sd_bus* bus = nullptr) const {
-        return wait_for(
-            [&](const std::string& s) { return s.find(part) != std::string::npos; },
-            timeout,
-            "'" + part + "'",
-            bus);
-    }
-
-private:
-    fs::path socket_;
-    fs::path fifo_;
-    stormnode::UniqueFd fifo_fd_;
-};
-
 bool contains(const std::string& text, const std::string& part) {
     return text.find(part) != std::string::npos;
 }
@@ -183,7 +85,8 @@ fs::path node_root(const fs::path& dir) {
 TEST_CASE("storm-console with no storm-roled on the bus stays up and follows Node1", "[console][component]") {
     stormnode::TempDir dir("storm-console-noroled");
     const PrivateBus bus(dir.path());
-    const Console console(dir.path(), console_command(bus.address(), node_root(dir.path())));
+    const Console console(
+        dir.path(), console_command(bus.address(), node_root(dir.path())), 120, 40, Console::Capture::transcript);
 
     auto screen = console.wait_for_text("storm-roled is not running");
     CHECK(contains(screen, "Host: livehost"));
@@ -215,7 +118,7 @@ TEST_CASE("storm-console with no system bus exits 1 with the reason", "[console]
     auto command = console_command("unix:path=" + (dir.path() / "no-bus").string(), node_root(dir.path()));
     // The shell says how it ended, as output the wait sees (tmux's own pane status has no event).
     command.insert(command.begin(), {"sh", "-c", R"("$0" "$@"; echo "storm-console exited with $?")"});
-    const Console console(dir.path(), command);
+    const Console console(dir.path(), command, 120, 40, Console::Capture::transcript);
     const auto screen = console.wait_for_text("storm-console exited with");
     auto unwrapped = screen;  // the terminal wraps the message anywhere
     std::erase(unwrapped, '\n');

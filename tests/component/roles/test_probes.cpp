@@ -119,11 +119,20 @@ TEST_CASE("exec probe: exit 0 passes; a failure or a timeout says so", "[probes]
     check.argv = {"true"};
     CHECK(loop.probe(check).ok);
     check.argv = {"sh", "-c", "exit 3"};
-    CHECK(loop.probe(check).detail == "exit status 3");
+    const auto three = loop.probe(check);
+    CHECK(three.detail == "exit status 3");
+    CHECK(three.exit_status == 3);
+    // Why it failed: the last line it wrote to stderr (a mariadb SIGNAL's message), never stdout.
+    check.argv = {"sh", "-c", "echo out; echo first >&2; echo 'ERROR 1644 (45000): non-Primary' >&2; exit 1"};
+    CHECK(loop.probe(check).detail == "exit status 1: ERROR 1644 (45000): non-Primary");
+    check.argv = {"sh", "-c", "echo fine >&2"};
+    CHECK(loop.probe(check).ok);
     check.argv = {"sleep", "30"};
     check.timeout = 200ms;
     const auto started = std::chrono::steady_clock::now();
-    CHECK(loop.probe(check).detail == "timed out");
+    const auto slow = loop.probe(check);
+    CHECK(slow.detail == "timed out");
+    CHECK_FALSE(slow.exit_status);
     CHECK(std::chrono::steady_clock::now() - started < 5s);
     check.argv = {"/nonexistent/checker"};
     CHECK_THAT(loop.probe(check).detail, Catch::Contains("cannot run '/nonexistent/checker'"));

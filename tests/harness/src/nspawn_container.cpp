@@ -101,6 +101,9 @@ NspawnContainer::NspawnContainer(ContainerOptions options) : options_(std::move(
         "--bind=" + (host_dir_->path() / "dbus").string() + ":/run/dbus"};
     if (!options_.network_namespace.empty()) {
         argv.push_back("--network-namespace-path=" + options_.network_namespace.string());
+        // The namespace is the container's own, as with --private-network (which grants this itself):
+        // a VIP (IPaddr2, keepalived) is added and removed inside it.
+        argv.push_back("--capability=CAP_NET_ADMIN");
     }
     for (const auto& bind : options_.binds) {
         argv.push_back((bind.read_only ? "--bind-ro=" : "--bind=") + bind.host.string() + ":" + bind.container);

@@ -104,6 +104,10 @@ QemuVm::QemuVm(QemuOptions options) : options_(std::move(options)) {
     }
     if (options_.network_boot) {
         nic += ",bootindex=" + std::to_string(bootindex++);
+        if (options_.firmware == Firmware::uefi) {
+            // With qemu's iPXE ROM, OVMF would boot iPXE (user class "iPXE") instead of its own PXE.
+            nic += ",romfile=";
+        }
     }
     argv.insert(argv.end(), {"-device", nic});
     if (options_.kernel) {
@@ -118,7 +122,7 @@ QemuVm::QemuVm(QemuOptions options) : options_(std::move(options)) {
     }
     std::ofstream(log_path_, std::ios::trunc) << "# " << format_argv(argv) << "\n";
     started_ = std::chrono::steady_clock::now();
-    qemu_ = std::make_unique<ChildProcess>(ChildCommand{.argv = argv, .pipe_output = true});
+    qemu_ = std::make_unique<ChildProcess>(ChildCommand{.argv = argv, .pipe_output = true, .die_with_parent = true});
 }
 
 QemuVm::~QemuVm() {

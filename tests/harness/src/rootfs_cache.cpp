@@ -151,7 +151,8 @@ Rootfs RootfsCache::ensure(const RootfsRecipe& recipe) {
     result.tarball = dir_ / (result.key + ".tar");
     result.tree = dir_ / result.key;
     fs::create_directories(dir_);
-    const CacheLock lock(dir_ / ".lock");
+    // One lock per recipe: two different rootfs builds (the ctest fixtures) may run side by side.
+    const CacheLock lock(dir_ / ("." + result.key + ".lock"));
 
     if (!fs::exists(result.tarball)) {
         const auto start = std::chrono::steady_clock::now();

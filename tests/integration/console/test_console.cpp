@@ -2,22 +2,18 @@
 // in systemd-nspawn (the container's system bus via DBUS_SYSTEM_BUS_ADDRESS, its files via --root), and
 // the test types on it like an operator. The password is checked by a test-only PAM service (pam_exec and
 // a script comparing against a test password) in a private --pam-confdir: the host's users are untouched.
-// Waiting is on the pane's output (tmux pipe-pane into a FIFO, read with a deadline), then capture-pane.
+// The terminal is the harness's TerminalSession (tmux).
 #include <stormnode/common/error.hpp>
 #include <stormnode/common/subprocess.hpp>
 #include <stormnode/common/temp_dir.hpp>
 #include <stormnode/roles/catalog.hpp>
 #include <stormnode/test/roled_node.hpp>
 #include <stormnode/test/rootfs_cache.hpp>
+#include <stormnode/test/terminal_session.hpp>
 
 #include <catch2/catch.hpp>
-#include <fcntl.h>
-#include <poll.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <array>
 #include <chrono>
 #include <filesystem>
 #include <functional>
@@ -27,6 +23,8 @@ namespace st = stormnode::test;
 namespace fs = std::filesystem;
 
 namespace {
+
+using Console = st::TerminalSession;
 
 constexpr const char* kPassword = "console-test-pass";
 
@@ -53,83 +51,6 @@ Type=oneshot
 RemainAfterExit=yes
 ExecStart=/usr/bin/python3 -c "import sys; print('testsvc-bad: cannot open /etc/testsvc/bad.conf', file=sys.stderr); sys.exit(1)"
 )unit";
-
-stormnode::ProcessResult tmux(const fs::path& socket, std::vector<std::string> args) {
-    args.insert(args.begin(), {"tmux", "-S", socket.string()});
-    stormnode::Command c{.argv = args};
-    c.timeout = 20s;
-    return stormnode::run_checked(c);
-}
-
-class Console {
-public:
-    Console(const fs::path& dir, const std::vector<std::string>& command)
-        : socket_(dir / "tmux.sock"),
-          fifo_(dir / "pane.fifo") {
-        stormnode::check_errno(mkfifo(fifo_.c_str(), 0600), "creating the pane FIFO");
-        // Read-write: opening never blocks and the FIFO never reports EOF while tmux's writer comes and goes.
-        fifo_fd_ = stormnode::UniqueFd(stormnode::check_errno(
-            open(fifo_.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC), "opening the pane FIFO"));
-        std::vector<std::string> args{"new-session", "-d", "-s", "console", "-x", "120", "-y", "50"};
-        args.insert(args.end(), command.begin(), command.end());
-        tmux(socket_, args);
-        tmux(socket_, {"set-option", "-t", "console", "remain-on-exit", "on"});
-        tmux(socket_, {"pipe-pane", "-t", "console", "-O", "cat >> " + fifo_.string()});
-    }
-    Console(const Console&) = delete;
-    Console& operator=(const Console&) = delete;
-    Console(Console&&) = delete;
-    Console& operator=(Console&&) = delete;
-    ~Console() { stormnode::run({.argv = {"tmux", "-S", socket_.string(), "kill-server"}}); }
-
-    [[nodiscard]] std::string screen() const {
-        return tmux(socket_, {"capture-pane", "-p", "-t", "console"}).out;
-    }
-
-    // tmux key names ("Down", "Space", "F12", "Enter") or literal text.
-    void keys(const std::vector<std::string>& keys) const {
-        std::vector<std::string> args{"send-keys", "-t", "console"};
-        args.insert(args.end(), keys.begin(), keys.end());
-        tmux(socket_, args);
-    }
-    void type(const std::string& text) const { tmux(socket_, {"send-keys", "-t", "console", "-l", text}); }
-
-    // Checks the screen each time the pane writes something, until pred holds or the deadline passes.
-    std::string wait_for(
-        const std::function<bool(const std::string&)>& pred,
-        std::chrono::milliseconds timeout,
-        const std::string& what) const {
-        const auto deadline = std::chrono::steady_clock::now() + timeout;
-        while (true) {
-            auto text = screen();
-            if (pred(text)) {
-                return text;
-            }
-            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                deadline - std::chrono::steady_clock::now());
-            if (left <= 0ms) {
-                FAIL("timed out waiting for " << what << "; the screen:\n" << text);
-            }
-            pollfd p{fifo_fd_.get(), POLLIN, 0};
-            if (poll(&p, 1, static_cast<int>(left.count())) > 0) {
-                std::array<char, 4096> buffer{};
-                while (read(fifo_fd_.get(), buffer.data(), buffer.size()) > 0) {
-                }
-            }
-        }
-    }
-    std::string wait_for_text(const std::string& part, std::chrono::milliseconds timeout = 30s) const {
-        return wait_for(
-            [&](const std::string& s) { return s.find(part) != std::string::npos; },
-            timeout,
-            "'" + part + "'");
-    }
-
-private:
-    fs::path socket_;
-    fs::path fifo_;
-    stormnode::UniqueFd fifo_fd_;
-};
 
 bool contains(const std::string& text, const std::string& part) {
     return text.find(part) != std::string::npos;
@@ -198,7 +119,9 @@ TEST_CASE(
          "--catalog=" + catalog_dir.string(),
          "--pam-service=storm-console-test",
          "--pam-confdir=" + pam_dir.string(),
-         "--stormctl=/nonexistent/stormctl"});
+         "--stormctl=/nonexistent/stormctl"},
+        120,
+        50);
 
     // The status screen lists the role's units, as storm-roled reports them.
     auto screen = console.wait_for(

@@ -78,7 +78,9 @@ ostree checkout --repo="$work/repo" -U "$ref" "$work/co"
 co="$work/co"
 check "machine-id exists and is empty" test -f "$co/usr/etc/machine-id" -a ! -s "$co/usr/etc/machine-id"
 check "no ssh host keys" bash -c "! ls $co/usr/etc/ssh/ssh_host_* 2>/dev/null | grep -q ."
-check "sshd makes its host keys on first start" test -f "$co/usr/etc/systemd/system/ssh.service.d/stormnode-host-keys.conf"
+check "sshd makes its host keys on first start, before its config check" \
+    diff <(grep '^ExecStartPre' "$co/usr/etc/systemd/system/ssh.service.d/stormnode-host-keys.conf") \
+         <(printf 'ExecStartPre=\nExecStartPre=/usr/bin/ssh-keygen -A\nExecStartPre=/usr/sbin/sshd -t\n')
 check "no snakeoil key" test ! -e "$co/usr/etc/ssl/private/ssl-cert-snakeoil.key"
 check "corosync-qnetd's CA was removed" bash -c "! ls -A $co/usr/etc/corosync/qnetd/nssdb 2>/dev/null | grep -q ."
 check "no role unit is enabled" bash -c \

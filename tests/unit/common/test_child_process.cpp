@@ -3,11 +3,14 @@
 #include <stormnode/common/temp_dir.hpp>
 
 #include <catch2/catch.hpp>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <array>
 #include <chrono>
 #include <fstream>
 #include <sstream>
@@ -137,4 +140,54 @@ TEST_CASE("a background program that does not exist is an error naming it", "[co
         CHECK(std::string(e.what()).find("stormnode-no-such-program") != std::string::npos);
         CHECK(e.code() == stormnode::Errc::io);
     }
+}
+
+namespace {
+
+// A process that starts `sleep 30` as a ChildProcess and then dies, without its destructors (as under
+// SIGKILL). Returns a pidfd for the sleep, taken while its parent still lived.
+stormnode::UniqueFd orphan_of_a_killed_parent(bool die_with_parent) {
+    std::array<int, 2> pid_pipe{};
+    std::array<int, 2> go_pipe{};
+    REQUIRE(::pipe2(pid_pipe.data(), O_CLOEXEC) == 0);
+    REQUIRE(::pipe2(go_pipe.data(), O_CLOEXEC) == 0);
+    const pid_t parent = ::fork();
+    REQUIRE(parent >= 0);
+    if (parent == 0) {
+        ::close(pid_pipe[0]);
+        ::close(go_pipe[1]);  // or its read below would never see end of file
+        ChildProcess child(ChildCommand{.argv = {"sleep", "30"}, .die_with_parent = die_with_parent});
+        const pid_t pid = child.pid();
+        char go = 0;
+        if (::write(pid_pipe[1], &pid, sizeof pid) == sizeof pid) {
+            (void)!::read(go_pipe[0], &go, 1);
+        }
+        ::_exit(0);
+    }
+    ::close(pid_pipe[1]);
+    ::close(go_pipe[0]);
+    pid_t orphan = 0;
+    const auto n = ::read(pid_pipe[0], &orphan, sizeof orphan);
+    ::close(pid_pipe[0]);
+    stormnode::UniqueFd pidfd(n == sizeof orphan ? static_cast<int>(::syscall(SYS_pidfd_open, orphan, 0)) : -1);
+    ::close(go_pipe[1]);  // the parent reads end of file and exits
+    int status = 0;
+    REQUIRE(::waitpid(parent, &status, 0) == parent);
+    REQUIRE(pidfd);
+    return pidfd;
+}
+
+}  // namespace
+
+TEST_CASE("a child started with die_with_parent ends when its parent is killed", "[common][child]") {
+    const auto pidfd = orphan_of_a_killed_parent(true);
+    pollfd p{pidfd.get(), POLLIN, 0};
+    CHECK(::poll(&p, 1, 10000) == 1);  // readable: the process has ended
+}
+
+TEST_CASE("without die_with_parent the child outlives a killed parent", "[common][child]") {
+    const auto pidfd = orphan_of_a_killed_parent(false);
+    pollfd p{pidfd.get(), POLLIN, 0};
+    CHECK(::poll(&p, 1, 0) == 0);  // still running
+    CHECK(::syscall(SYS_pidfd_send_signal, pidfd.get(), SIGKILL, nullptr, 0) == 0);
 }

@@ -443,3 +443,31 @@ TEST_CASE(
         CHECK_FALSE(role.body.tiers.empty());
     }
 }
+
+TEST_CASE(
+    "a standalone mixin may be carried on its own: the shipped lb beside quorum", "[roles][catalog][combination]") {
+    const Catalog shipped = load_valid_catalog(fs::path(STORMNODE_SOURCE_DIR) / "roles" / "catalog");
+    REQUIRE(shipped.find("lb") != nullptr);
+    CHECK(shipped.find("lb")->standalone);
+    CHECK(shipped.find("lb")->placeable());
+    Diagnostics combination("--roles quorum,lb");
+    validate_combination(shipped, {"quorum", "lb"}, combination);
+    INFO(combination.to_string());
+    CHECK(combination.ok());
+    const auto node = resolve_combination(shipped, {"quorum", "lb"});
+    const auto has_unit = [&](const std::string& name) {
+        return std::any_of(
+            node.body.units.begin(), node.body.units.end(), [&](const Unit& u) { return u.name == name; });
+    };
+    CHECK(has_unit("garb.service"));
+    CHECK(has_unit("haproxy.service"));
+    // Still not a role in the role list, and only a mixin may say standalone.
+    const auto names = shipped.role_names();
+    CHECK(std::find(names.begin(), names.end(), "lb") == names.end());
+
+    const TempDir dir;
+    write_catalog(dir, {{"web", "name: web\nkind: role\nstandalone: true\n"}});
+    Diagnostics diags;
+    (void)load_catalog({dir.path()}, diags);
+    CHECK(has_message(diags, "'standalone' is only allowed for kind: mixin"));
+}

@@ -186,6 +186,8 @@ class FakeProber final : public Prober {
 public:
     explicit FakeProber(FakeClock& clock) : clock_(clock) {}
     std::map<std::string, bool> healthy;  // by the check's host:port key (see key()); default: healthy
+    std::map<std::string, std::string> failure;  // what a failing check says, by key; default: connection refused
+    std::map<std::string, int> exit_status;      // how a failing (exec) check exits, by key; default: none
     int probes = 0;
 
     static std::string key(const Check& check) { return std::to_string(check.port); }
@@ -194,8 +196,13 @@ public:
         ++probes;
         const auto it = healthy.find(key(check));
         const bool ok = it == healthy.end() || it->second;
-        auto timer = clock_.after(Clock::duration(1), [done = std::move(done), ok] {
-            done(ProbeResult{ok, ok ? "" : "connection refused"});
+        const auto said = failure.find(key(check));
+        const std::string detail = ok ? "" : said != failure.end() ? said->second : "connection refused";
+        const auto exited = exit_status.find(key(check));
+        const std::optional<int> status =
+            ok || exited == exit_status.end() ? std::nullopt : std::optional<int>(exited->second);
+        auto timer = clock_.after(Clock::duration(1), [done = std::move(done), ok, detail, status] {
+            done(ProbeResult{ok, detail, status});
         });
         return std::make_unique<Running>(std::move(timer));
     }

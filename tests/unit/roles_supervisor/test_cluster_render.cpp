@@ -98,7 +98,7 @@ TEST_CASE("the db role's size and desync checks degrade the role and never resta
     // restarted mid-transfer takes the joiner down with it: found by integration.galera_cluster).
     std::map<std::string, bool> degrade_only;
     for (const auto& check : unit->checks) {
-        if (check.kind != CheckKind::exec) {
+        if (check.kind != CheckKind::exec || check.argv.front() != "mariadb") {
             continue;
         }
         const auto& sql = check.argv.back();
@@ -112,6 +112,13 @@ TEST_CASE("the db role's size and desync checks degrade the role and never resta
                              {"galera node not serving in a primary component", false},
                              {"galera cluster size below its members", true},
                              {"galera node not synced (a state transfer donor)", true}});
+    // Outside a Primary component no check restarts it: storm-clustercheck says so (on_failure: hold).
+    const auto hold = std::find_if(unit->checks.begin(), unit->checks.end(), [](const Check& c) {
+        return c.kind == CheckKind::exec && c.argv == std::vector<std::string>{"storm-clustercheck", "primary"};
+    });
+    REQUIRE(hold != unit->checks.end());
+    CHECK(hold->holds_restarts);
+    CHECK(hold->degrade_only);
 }
 
 TEST_CASE("grastate.dat is read for safe_to_bootstrap", "[cluster][galera]") {
@@ -191,4 +198,54 @@ TEST_CASE(
     write_file_atomic(dir.path() / "node.yaml", "roles: [quorum]\nhostname: q-1\n");
     const auto quorum = load_node_config(dir.path() / "node.yaml", dir.path() / "cluster.yaml", &catalog());
     CHECK_FALSE(prepare_galera_start(quorum, root, std::chrono::milliseconds(500)));
+}
+
+TEST_CASE("a node carrying lb sends Galera writes to one db member, the other as backup", "[cluster][render]") {
+    TempDir dir{"stormnode-render"};
+    render_node(dir, "roles: [lb]\nhostname: q-1\nzone: c\nvariables: {mgmt_address: 10.77.0.13}\n", "lb");
+    const auto cfg = read_file(dir.path() / "root/etc/haproxy/haproxy.cfg");
+    INFO(cfg);
+    CHECK(contains(cfg, "listen galera\n\tbind 10.77.0.13:3306\n\tmode tcp\n"));
+    // clustercheck on each member: 200 only when Synced in a Primary component
+    CHECK(contains(cfg, "\toption httpchk GET /\n\thttp-check expect status 200\n"));
+    CHECK(contains(cfg, "\tdefault-server port 9200 inter 1s fall 2 rise 2 on-marked-down shutdown-sessions\n"));
+    CHECK(contains(cfg, "\tserver db-1 10.77.0.11:3306 check\n\tserver db-2 10.77.0.12:3306 check backup\n"));
+    CHECK_FALSE(contains(cfg, "q-1 10.77.0.13:3306"));  // garbd holds no data
+    CHECK_FALSE(contains(cfg, "listen keystone"));       // not a controller
+    // No VIP: keepalived's config is empty, so its unit is skipped (ConditionFileNotEmpty).
+    const auto keepalived = read_file(dir.path() / "root/etc/keepalived/keepalived.conf");
+    INFO("keepalived.conf: [" << keepalived << "]");
+    CHECK(keepalived.empty());
+}
+
+TEST_CASE("a db member's clustercheck listens on its management address", "[cluster][render]") {
+    TempDir dir{"stormnode-render"};
+    render_node(dir, "roles: [db]\nhostname: db-2\nzone: b\nvariables: {mgmt_address: 10.77.0.12}\n", "db");
+    const auto env = read_file(dir.path() / "root/etc/default/storm-clustercheck");
+    INFO(env);
+    CHECK(contains(env, "\nCLUSTERCHECK_LISTEN=10.77.0.12\nCLUSTERCHECK_PORT=9200\n"));
+}
+
+TEST_CASE("with a VIP, HAProxy's galera listener binds it and keepalived holds it", "[cluster][render]") {
+    TempDir dir{"stormnode-render"};
+    write_file_atomic(
+        dir.path() / "node.yaml",
+        "roles: [lb]\nhostname: lb-1\nzone: c\nvariables: {mgmt_address: 10.77.0.14, mgmt_interface: eth0}\n");
+    write_file_atomic(
+        dir.path() / "cluster.yaml",
+        std::string(kCluster) + "  - {hostname: lb-1, address: 10.77.0.14, zone: c, roles: [lb]}\n"
+                                "vips:\n  - {name: mgmt, address: 10.77.0.20, vrrp_router_id: 51}\n");
+    const auto node = load_node_config(dir.path() / "node.yaml", dir.path() / "cluster.yaml", &catalog());
+    render_config(
+        resolve_combination(catalog(), {"lb"}).body.config, node, {"lb"}, source_dir / "roles" / "templates",
+        dir.path() / "root");
+    const auto cfg = read_file(dir.path() / "root/etc/haproxy/haproxy.cfg");
+    INFO(cfg);
+    // transparent: the node not holding the VIP binds it too, ready for a failover
+    CHECK(contains(cfg, "listen galera\n\tbind 10.77.0.20:3306 transparent\n"));
+    CHECK(contains(cfg, "\tserver db-1 10.77.0.11:3306 check\n\tserver db-2 10.77.0.12:3306 check backup\n"));
+    const auto keepalived = read_file(dir.path() / "root/etc/keepalived/keepalived.conf");
+    INFO(keepalived);
+    CHECK(contains(keepalived, "\tinterface eth0\n\tvirtual_router_id 51\n"));
+    CHECK(contains(keepalived, "\t\t10.77.0.20\n"));
 }

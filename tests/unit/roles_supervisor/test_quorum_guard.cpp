@@ -71,8 +71,27 @@ TEST_CASE("leaving is refused when the rest would hold half of the votes or fewe
         cluster({{"n1", {"controller"}}, {"n2", {"controller"}}, {"n3", {"controller"}}}),
         {"controller"},
         {"compute"}));
-    CHECK(refusal(
-        cluster({{"q1", {"quorum"}}}), {"quorum"}, {"monitor"}));  // this node, unlisted, is the only one
+    // q1 and this node (unlisted) are the quorum members; no db member depends on them
+    const auto two_quorum = refusal(cluster({{"q1", {"quorum"}}}), {"quorum"}, {"monitor"});
+    REQUIRE(two_quorum);
+    CHECK_THAT(*two_quorum, Catch::StartsWith("leaving quorum would leave 1 of 2 quorum members (per "));
+    // The pair that depends on it is named, with the engine it uses on this node.
+    const auto pair = refusal(
+        cluster({{"db1", {"db:galera"}}, {"db2", {"db:galera"}}, {"n1", {"quorum"}}}), {"quorum"}, {"monitor"});
+    REQUIRE(pair);
+    CHECK(
+        *pair == "leaving quorum: db1 and db2 (db/galera) depend on this node's quorum role (garbd), and no other "
+                 "member carries it (per /etc/stormnode/cluster.yaml)");
+    const auto ap = refusal(
+        cluster({{"pg1", {"db:active-passive"}}, {"pg2", {"db:active-passive"}}, {"pg3", {"db:active-passive"}}}),
+        {"quorum"}, {"monitor"});
+    REQUIRE(ap);
+    CHECK_THAT(*ap, Catch::StartsWith("leaving quorum: pg1, pg2 and pg3 (db/active-passive) depend on this node's "
+                                      "quorum role (corosync-qnetd)"));
+    // A second quorum member keeps it: 1 of 2 is still refused (half), 2 of 3 is not.
+    CHECK_FALSE(refusal(
+        cluster({{"db1", {"db:galera"}}, {"q2", {"quorum"}}, {"q3", {"quorum"}}, {"n1", {"quorum"}}}), {"quorum"},
+        {"monitor"}));
 }
 
 TEST_CASE("this node counts with the roles it has, whatever cluster.yaml says of it", "[quorum][unit]") {
@@ -100,8 +119,10 @@ TEST_CASE("the guard reads cluster.yaml with the cluster model and the catalog",
     // The quorum node leaving while the db pair depends on it: refused.
     const auto why = quorum_refusal(kQuorumRoles, &*loaded, "q-1", {"quorum"}, {"monitor"});
     REQUIRE(why);
-    CHECK_THAT(*why, Catch::Contains("leaving quorum would leave 0 of 1 quorum members"));
-    CHECK_THAT(*why, Catch::Contains(file.string()));
+    CHECK(
+        *why == "leaving quorum: db-1 (db) depends on this node's quorum role (garbd or corosync-qnetd); db-2 "
+                "(db/galera) depends on this node's quorum role (garbd), and no other member carries it (per " +
+                    file.string() + ")");
     // One db member of the pair leaving: db-2 + q-1 is 2 of 3 votes, so it is allowed.
     CHECK_FALSE(quorum_refusal(kQuorumRoles, &*loaded, "db-1", {"db"}, {"compute"}));
 

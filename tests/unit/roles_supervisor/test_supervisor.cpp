@@ -479,3 +479,62 @@ TEST_CASE("an on_failure: degrade check degrades the role, never restarts, never
     CHECK(s.state() == RoleState::healthy);
     CHECK(std::find(f.recorder.states.begin(), f.recorder.states.end(), "failed") == f.recorder.states.end());
 }
+
+TEST_CASE("an on_failure: hold check keeps a failing unit from being restarted while it fails", "[supervisor][unit]") {
+    Fixture f;
+    f.options.probe_jitter = 0;
+    auto& s = f.make();
+    Unit db = unit("mariadb.service", 3306);  // stands for "serves in a Primary component, Synced"
+    Check primary = db.checks.front();
+    primary.port = 4567;  // stands for "the engine says it is outside a Primary component"
+    primary.interval = 60s;  // probed again at once when another check asks for a restart
+    primary.degrade_only = true;
+    primary.holds_restarts = true;
+    db.checks.push_back(primary);
+    f.prober.failure["4567"] = "exit status 1: galera node outside a Primary component";
+    f.prober.exit_status["4567"] = 1;
+    s.apply(plan_of("db", {db}, {{"mariadb.service"}}));
+    f.clock.advance(2s);
+    REQUIRE(s.state() == RoleState::healthy);
+
+    // A partition: non-Primary. The serving check fails again and again, but a restart cannot help. The
+    // hold check's last word (passing) is older than the failure: it is asked again before any restart.
+    f.prober.healthy["3306"] = false;
+    f.prober.healthy["4567"] = false;
+    f.clock.advance(120s);
+    CHECK(f.systemd.count("restart mariadb.service") == 0);
+    CHECK(s.state() == RoleState::degraded);
+    CHECK_THAT(s.reason(), Catch::StartsWith("mariadb.service: exit status 1: galera node outside a Primary "
+                                             "component (check tcp 127.0.0.1:4567)"));
+    CHECK_THAT(s.reason(), Catch::EndsWith("; restart held back: check tcp 127.0.0.1:3306 failing: connection refused"));
+    CHECK(s.units()[0].check_state == "held");
+    CHECK(std::count(f.recorder.events.begin(), f.recorder.events.end(), "restart-held mariadb.service") == 1);
+
+    // The component is back but this node still does not serve: now a restart may help, and happens.
+    f.prober.healthy["4567"] = true;
+    f.clock.advance(25s);
+    CHECK(f.systemd.count("restart mariadb.service") == 1);
+
+    // The process itself dying is restarted even while the hold check fails.
+    f.prober.healthy["3306"] = true;
+    f.clock.advance(30s);
+    REQUIRE(s.state() == RoleState::healthy);
+    f.prober.healthy["4567"] = false;
+    f.clock.advance(61s);
+    CHECK(s.state() == RoleState::degraded);
+    CHECK_THAT(s.reason(), Catch::EndsWith("not restarted while it fails"));  // nothing asked for one
+    CHECK(s.units()[0].check_state == "failing");
+    f.systemd.set_state("mariadb.service", "failed", "signal");
+    f.clock.advance(5s);
+    CHECK(f.systemd.count("restart mariadb.service") == 2);
+    CHECK(std::find(f.recorder.states.begin(), f.recorder.states.end(), "failed") == f.recorder.states.end());
+
+    // A hold check that cannot even run (its binary or a library missing) holds nothing.
+    f.clock.advance(30s);
+    f.prober.failure["4567"] = "exit status 127";
+    f.prober.exit_status["4567"] = 127;
+    f.prober.healthy["3306"] = false;
+    f.clock.advance(120s);
+    CHECK(f.systemd.count("restart mariadb.service") == 3);
+    CHECK_THAT(s.reason(), !Catch::Contains("not restarted"));
+}

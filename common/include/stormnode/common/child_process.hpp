@@ -24,6 +24,10 @@ struct ChildCommand {
     std::optional<std::filesystem::path> output;
     bool pipe_output = false;
     std::vector<std::filesystem::path> cgroups;  // cgroup directories the child joins before exec
+    // SIGKILL for the child when the thread that started it ends (PR_SET_PDEATHSIG), even by SIGKILL: a
+    // VM, container or dnsmasq never outlives a test or server that was killed (its own session keeps it
+    // out of the parent's process group).
+    bool die_with_parent = false;
 };
 
 class ChildProcess {

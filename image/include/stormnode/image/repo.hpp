@@ -57,7 +57,8 @@ struct CommitResult {
 };
 
 // Imports the tar read from fd and commits it. The ref moves only once the commit is complete and
-// (when asked) signed: on any error the repo's refs are as they were.
+// (when asked) signed: on any error the repo's refs are as they were. Then the static delta from the
+// previous commit and the (signed) summary that lists it.
 CommitResult commit_tar(OstreeRepo* repo, int fd, const CommitOptions& options, ProgressSink& progress);
 
 // A build key in homedir (created with mode 0700 and a new RSA key when it has no secret key).
@@ -107,6 +108,9 @@ std::optional<std::uint64_t> static_delta_size(
     OstreeRepo* repo, const std::string& from, const std::string& to);
 // Generates it and returns its size.
 std::uint64_t generate_static_delta(OstreeRepo* repo, const std::string& from, const std::string& to);
+// Rewrites the repo's summary (its refs and the static deltas it has; a client over HTTP finds a delta
+// through it), signed with gpg when given.
+void update_summary(OstreeRepo* repo, const std::optional<GpgKey>& gpg);
 
 inline constexpr const char* kPackagesKey = "stormnode.packages";
 inline constexpr const char* kRolesKey = "stormnode.roles";

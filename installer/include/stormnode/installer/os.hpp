@@ -3,6 +3,7 @@
 #pragma once
 
 #include <stormnode/common/progress.hpp>
+#include <stormnode/image/pull.hpp>
 
 #include <filesystem>
 #include <string>
@@ -35,6 +36,7 @@ struct UpgradeResult {
     std::string previous;
     std::string commit;
     bool changed = false;  // false: already at the source's commit, nothing deployed
+    image::PullStats pull;  // bytes received, and whether a static delta carried them
 };
 
 // Pulls (GPG-verified) and deploys the ref's commit as the new default; the previous default stays

@@ -100,7 +100,7 @@ struct ServeOptions {
     bool proxy_dhcp = false;
     std::filesystem::path artifacts;
     std::optional<std::filesystem::path> repo;
-    std::filesystem::path run_dir;  // dnsmasq.conf, leases, dnsmasq.log go here
+    std::filesystem::path run_dir;  // dnsmasq.conf, leases, dnsmasq.log, http.log (access log) go here
     int http_port = 80;
     std::chrono::milliseconds dhcp_probe_timeout{
         5000};  // servers ping an address before offering it (dnsmasq: ~3 s)

@@ -32,6 +32,11 @@ struct Check {
     // on_failure: degrade. Its failure marks the role degraded and never restarts the unit, nor holds
     // back the next tier: the state of a cluster (a Galera member gone), not of this node's service.
     bool degrade_only = false;
+    // on_failure: hold (implies degrade_only). While it fails, no check restarts the unit: the engine
+    // itself says a restart cannot help (a Galera node outside a Primary component must wait for the
+    // component to come back, or for an operator). Only an exec check exiting with status 1 holds; one
+    // that cannot run, is killed or times out does not. The unit dying is still restarted.
+    bool holds_restarts = false;
 
     bool operator==(const Check&) const = default;
 };
@@ -100,6 +105,9 @@ struct Role {
     ClusterNeeds cluster;
     std::vector<std::string> conflicts;        // Debian packages that cannot share a node with this role
     std::vector<std::string> conflicts_roles;  // roles that cannot share a node with this one
+    // kind: mixin with standalone: true: a node may also carry it as a role of its own (lb: a load
+    // balancer node in front of the db role, where no controller folds it in).
+    bool standalone = false;
     std::string file;                          // the YAML file it came from
     Diagnostic where;                          // its `name:` (or the document when that is missing)
     // Where each name in the lists above was written, for diagnostics found after loading. Keyed by
@@ -111,13 +119,15 @@ struct Role {
     // The location of `path` in locations, or where when it is not recorded.
     [[nodiscard]] Diagnostic at(const std::string& path) const;
     [[nodiscard]] std::vector<std::string> variant_names() const;  // sorted
+    // A node may carry it: a role, or a standalone mixin.
+    [[nodiscard]] bool placeable() const noexcept { return kind == RoleKind::role || standalone; }
 };
 
 struct Catalog {
     std::map<std::string, Role> roles;  // roles, common and mixins, by name
 
     [[nodiscard]] const Role* find(const std::string& name) const;
-    [[nodiscard]] std::vector<std::string> role_names() const;  // kind == role only, sorted
+    [[nodiscard]] std::vector<std::string> role_names() const;  // kind == role only (no standalone mixins), sorted
 };
 
 // A role with its variant, mixins and the common layer folded in: what a node actually runs.

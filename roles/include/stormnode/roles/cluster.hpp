@@ -68,10 +68,16 @@ std::vector<std::string> needed_secrets(const Cluster& cluster, const Catalog& c
 // Checks the secrets file: present, 0600 or stricter, a map holding every needed secret.
 void check_cluster_secrets(const Cluster& cluster, const Catalog& catalog, Diagnostics& diags);
 
+// The secrets file's values by name (for the node that uses them: storm-roled writes each where its
+// engine reads it, 0600 or stricter). Throws Error naming the file when cluster.yaml names none, or it
+// cannot be read, or it is readable by others, or a value is not a non-empty string.
+std::map<std::string, std::string> load_cluster_secrets(const Cluster& cluster);
+
 // What config templates see as `cluster`: name, vip and vrrp_router_id (of the VIP named mgmt, else
-// the first), vips.<name>.address, members (all) and members.<role> lists of {hostname, address, zone},
+// the first), vips.<name>.address, members (all) and members.<role> lists of {hostname, address, zone, nodeid},
 // galera_nodes (the db members' addresses joined with commas), galera_members (those and the quorum
-// members' garbd: every Galera member).
+// members' garbd: every Galera member), galera.backends (the Galera db members as HAProxy backends:
+// {hostname, address}, and backup: "backup" on all but the first; no galera key without them).
 YAML::Node cluster_template_data(const Cluster& cluster);
 
 // The YAML text of a cluster.yaml, readable by parse_cluster.

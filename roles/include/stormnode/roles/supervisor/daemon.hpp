@@ -52,6 +52,9 @@ private:
     // The quorum guard over cluster.yaml (read at each switch: membership changes while we run).
     void check_quorum(
         const std::vector<std::string>& old_roles, const std::vector<std::string>& new_roles, bool force) const;
+    // The active-passive db pair's configuring member loads Pacemaker's resources once its role is up
+    // (corosync's check passing means quorate); a failure is retried (pacemaker may still be electing).
+    void configure_pacemaker_when_ready();
 
     sd_bus* bus_;
     DaemonOptions options_;
@@ -65,6 +68,9 @@ private:
     SdEventProber prober_;
     std::unique_ptr<Supervisor> supervisor_;
     std::unique_ptr<NodeService> service_;
+    bool pacemaker_in_plan_ = false;
+    bool pacemaker_configured_ = false;
+    std::unique_ptr<Clock::Timer> pacemaker_retry_;
 };
 
 // The storm-roled process: its own event loop, SIGTERM/SIGINT, sd_notify (READY, STATUS, WATCHDOG).

@@ -7,6 +7,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 namespace stormnode::roles {
@@ -14,6 +15,7 @@ namespace stormnode::roles {
 struct ProbeResult {
     bool ok = false;
     std::string detail;  // why it failed ("connection refused", "status 503", "exit status 2", ...)
+    std::optional<int> exit_status;  // exec: how it exited, when it ran to its end
 };
 
 class Prober {

@@ -50,7 +50,8 @@ struct Plan {
 struct UnitStatus {
     std::string unit;
     std::string active_state;   // systemd's ActiveState ("unknown" until known)
-    std::string check_state;    // pending, passing, failing, waiting (for a restart), gave-up, stopped
+    std::string check_state;    // pending, passing, failing, waiting (for a restart), gave-up, stopped,
+                                // held (a restart held back by a failing on_failure: hold check)
     std::uint32_t restarts = 0; // systemd's NRestarts plus the supervisor's own restarts
     bool operator==(const UnitStatus&) const = default;
 };

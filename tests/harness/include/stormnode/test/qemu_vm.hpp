@@ -36,7 +36,9 @@ struct QemuOptions {
     // for a bridge the test made. The id must be n0.
     std::string netdev = "user,id=n0";
     std::string mac;            // empty: qemu's default
-    bool network_boot = false;  // the NIC boots after the disks (its iPXE ROM: PXE)
+    // The NIC boots after the disks. BIOS: its iPXE ROM does PXE. UEFI: the NIC has no option ROM, so
+    // OVMF's own virtio-net driver and PXE client boot it (client-arch 7), as a server's firmware does.
+    bool network_boot = false;
 };
 
 // The firmware files this machine has, or why it cannot run the VM (for exit 77).

@@ -23,7 +23,7 @@ struct RootfsRecipe {
 };
 
 // Reads packages.txt (one name a line, '#' comments) and hooks/ from a directory such as
-// tests/data/rootfs. A variant (e.g. "galera") adds variants/<variant>/packages.txt and its hooks/: the
+// tests/data/rootfs. A variant (e.g. "cluster") adds variants/<variant>/packages.txt and its hooks/: the
 // base tree plus a role's real packages, cached under its own key.
 RootfsRecipe load_rootfs_recipe(const std::filesystem::path& dir, const std::string& variant = {});
 
