@@ -1,6 +1,8 @@
 // Small file and randomness helpers shared by the generators and run_firstboot.
 #pragma once
 
+#include <stormnode/common/random.hpp>
+
 #include <cstddef>
 #include <filesystem>
 #include <optional>
@@ -20,8 +22,8 @@ bool dir_is_empty(const std::filesystem::path& dir);  // true when missing too
 std::optional<std::string> read_if_exists(const std::filesystem::path& path);
 
 // Kernel randomness (getrandom), and encodings of it.
-std::vector<unsigned char> random_bytes(std::size_t n);
-std::string to_hex(const std::vector<unsigned char>& bytes);
+using stormnode::random_bytes;
+using stormnode::to_hex;
 std::string to_base64(const std::vector<unsigned char>& bytes, bool url_safe = false);
 std::string random_chars(std::size_t n, std::string_view alphabet);  // uniform over the alphabet
 std::string random_uuid();                                           // version 4, "8-4-4-4-12"

@@ -145,6 +145,14 @@ std::vector<std::string> mmdebstrap_argv(const BootstrapPlan& plan) {
         "--aptopt=Acquire::Retries \"3\"",
         "--include=" + join(plan.packages, ","),
     };
+    // Into the chroot's dpkg configuration before the first package: every dpkg run honours them, and the
+    // image keeps the file (/etc/dpkg/dpkg.cfg.d/99mmdebstrap) as the record of what was left out.
+    for (const auto& glob : plan.path_exclude) {
+        argv.push_back("--dpkgopt=path-exclude=" + glob);
+    }
+    for (const auto& glob : plan.path_include) {
+        argv.push_back("--dpkgopt=path-include=" + glob);
+    }
     for (const auto& deb : plan.debs) {
         argv.push_back("--include=" + std::filesystem::absolute(deb).string());
     }
@@ -316,6 +324,8 @@ BuildResult build_image(const BuildOptions& options, ProgressSink& progress) {
     plan.apt_cache = options.cache_dir / "apt";
     plan.node_state_list = state_list;
     plan.dracut_modules = manifest.dracut.modules;
+    plan.path_exclude = manifest.path_exclude;
+    plan.path_include = manifest.path_include;
     for (const auto& deb : plan.debs) {
         if (!std::filesystem::is_regular_file(deb)) {
             throw Error(Errc::not_found, "the package '" + deb.string() + "' does not exist");

@@ -6,6 +6,7 @@
 #include <glib.h>
 
 #include <algorithm>
+#include <cctype>
 #include <regex>
 
 namespace stormnode::image {
@@ -20,7 +21,9 @@ const std::set<std::string> kTopKeys{
     "roles",
     "extra_packages",
     "kernel",
-    "dracut"};
+    "dracut",
+    "path_exclude",
+    "path_include"};
 const std::set<std::string> kDracutKeys{"modules", "hostonly"};
 
 // Debian policy §5.6.1: lowercase letters, digits, + - . ; at least two characters, starting alphanumeric.
@@ -47,6 +50,28 @@ void check_packages(const YAML::Node& map, const char* key, Diagnostics& diags) 
             diags.error(item, std::string("'") + key + "': package '" + name + "' is listed twice");
         }
     }
+}
+
+// dpkg reads each filter as one line of its configuration: an absolute glob, no whitespace.
+std::vector<std::string> path_filters(const YAML::Node& map, const char* key, Diagnostics& diags) {
+    auto globs = yaml::string_list(map, key, diags);
+    const YAML::Node list = map[key];
+    if (!list || !list.IsSequence()) {
+        return globs;
+    }
+    for (const auto& item : list) {
+        if (!item.IsScalar()) {
+            continue;
+        }
+        const std::string& glob = item.Scalar();
+        if (glob.size() < 2 || glob.front() != '/' ||
+            std::any_of(glob.begin(), glob.end(), [](char c) { return std::isspace(static_cast<unsigned char>(c)); })) {
+            diags.error(item, std::string("'") + key + "': '" + glob + "' must be an absolute path glob without spaces");
+        } else if (glob == "/*" || glob == "/") {
+            diags.error(item, std::string("'") + key + "': '" + glob + "' would leave every file out");
+        }
+    }
+    return globs;
 }
 
 }  // namespace
@@ -153,6 +178,11 @@ Manifest parse_manifest(
                     "'hostonly: true' would build an initramfs for the build machine, not for a node");
             }
         }
+    }
+    m.path_exclude = path_filters(r, "path_exclude", diags);
+    m.path_include = path_filters(r, "path_include", diags);
+    if (r["path_include"] && m.path_exclude.empty()) {
+        diags.error(r["path_include"], "'path_include' only takes back files that 'path_exclude' leaves out");
     }
     return m;
 }

@@ -407,10 +407,10 @@ std::optional<Inventory> parse_inventory(
         if (const YAML::Node ext = value_of(*doc, "external_roles"); ext && ext.IsSequence()) {
             for (const auto& item : ext) {
                 const roles::Role* role = item.IsScalar() ? catalog.find(item.Scalar()) : nullptr;
-                if (item.IsScalar() && (role == nullptr || role->kind != roles::RoleKind::role)) {
+                if (item.IsScalar() && (role == nullptr || !role->placeable())) {
                     local.error(
                         item,
-                        "unknown role '" + item.Scalar() + "' (roles: " + joined(catalog.role_names()) + ")");
+                        "unknown role '" + item.Scalar() + "' (roles: " + joined(catalog.placeable_names()) + ")");
                 }
             }
         }

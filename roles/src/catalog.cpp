@@ -24,6 +24,16 @@ std::vector<std::string> Catalog::role_names() const {
     return names;
 }
 
+std::vector<std::string> Catalog::placeable_names() const {
+    std::vector<std::string> names;
+    for (const auto& [name, role] : roles) {
+        if (role.placeable()) {
+            names.push_back(name);
+        }
+    }
+    return names;
+}
+
 Diagnostic Role::at(const std::string& path) const {
     const auto it = locations.find(path);
     return it == locations.end() ? where : it->second;
@@ -53,7 +63,7 @@ const std::set<std::string>& known_generators() {
         "nats-server-name",      // nats server_name / cluster routes
         "ovs-system-id",         // /etc/openvswitch/system-id.conf
         "postgresql-cluster",    // pg_createcluster 15 main
-        "qnetd-nssdb",           // corosync-qnetd-certutil -i -G (CA per cluster)
+        "qnetd-nssdb",           // corosync-qnetd-certutil -i -G (a cluster member's: storm-roled's)
         "random-base64",         // a random secret, base64
         "random-hex",            // a random secret, hex
         "snakeoil-cert",         // make-ssl-cert generate-default-snakeoil --force-overwrite

@@ -1,10 +1,11 @@
 #include "stormnode/roles/cluster.hpp"
 
 #include <stormnode/common/error.hpp>
+#include <stormnode/common/random.hpp>
 #include <stormnode/common/temp_dir.hpp>
 #include <stormnode/roles/node_file.hpp>
+#include <stormnode/roles/qnetd_tls.hpp>
 
-#include <sys/random.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -64,7 +65,7 @@ void check_roles(
         const auto name = base_name(spec);
         const Role* role = catalog.find(name);
         if (role == nullptr || !role->placeable()) {
-            diags.error(at, "unknown role '" + name + "' (roles: " + joined(catalog.role_names()) + ")");
+            diags.error(at, "unknown role '" + name + "' (roles: " + joined(catalog.placeable_names()) + ")");
             names_ok = false;
             continue;
         }
@@ -232,23 +233,7 @@ Vip parse_vip(const YAML::Node& entry, Diagnostics& diags) {
 // Hex of `size` random bytes: 32 for passwords, 256 for corosync's authkey (corosync-keygen's length;
 // storm-roled writes the decoded bytes, and knet wants at least 128).
 std::string random_secret(std::size_t size = 32) {
-    std::vector<unsigned char> bytes(size);
-    std::size_t got = 0;
-    while (got < bytes.size()) {
-        const auto n = ::getrandom(bytes.data() + got, bytes.size() - got, 0);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        check_errno(static_cast<int>(n), "getrandom");
-        got += static_cast<std::size_t>(n);
-    }
-    static constexpr char kHex[] = "0123456789abcdef";
-    std::string text;
-    for (const unsigned char b : bytes) {
-        text += kHex[b >> 4U];
-        text += kHex[b & 0xFU];
-    }
-    return text;
+    return random_hex(size);
 }
 
 }  // namespace
@@ -614,9 +599,20 @@ bool write_new_cluster(const std::filesystem::path& cluster_yaml, Cluster cluste
     std::error_code ec;
     const bool created = !std::filesystem::exists(secrets_path, ec);
     if (created) {
+        const auto names = needed_secrets(cluster, catalog);
+        // qnetd's CA and the certificates it signs are made together (stormnode/roles/qnetd_tls.hpp).
+        std::optional<QnetdTlsMaterial> qnetd_tls;
+        if (std::any_of(names.begin(), names.end(), is_qnetd_tls_secret)) {
+            qnetd_tls = make_qnetd_tls(cluster.name);
+        }
         YAML::Emitter out;
         out << YAML::BeginMap;
-        for (const auto& name : needed_secrets(cluster, catalog)) {
+        for (const auto& name : names) {
+            if (is_qnetd_tls_secret(name)) {
+                out << YAML::Key << name << YAML::Value << YAML::Literal
+                    << qnetd_tls_secret(*qnetd_tls, name);
+                continue;
+            }
             out << YAML::Key << name << YAML::Value << random_secret(name == "corosync-authkey" ? 256 : 32);
         }
         out << YAML::EndMap;

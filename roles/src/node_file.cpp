@@ -118,7 +118,7 @@ void parse_roles(const YAML::Node& map, const roles::Catalog* catalog, NodeFile&
         const roles::Role* role = catalog->find(name);
         if (role == nullptr || !role->placeable()) {
             diags.error(
-                marks[i], "unknown role '" + name + "' (roles: " + joined(catalog->role_names()) + ")");
+                marks[i], "unknown role '" + name + "' (roles: " + joined(catalog->placeable_names()) + ")");
             names_ok = false;
         }
     }

@@ -11,6 +11,7 @@
 #include <map>
 #include <sstream>
 #include <string>
+#include <vector>
 
 namespace stormnode::test {
 
@@ -37,6 +38,29 @@ inline std::filesystem::path stormctl() {
 
 inline double seconds(std::chrono::steady_clock::duration d) {
     return std::chrono::duration<double>(d).count();
+}
+
+// A test's own directory under the artifacts (vm/NAME), emptied first: its disks, logs and serial output.
+inline std::filesystem::path work_dir(const std::string& name) {
+    const auto dir = artifacts() / "vm" / name;
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir);
+    return dir;
+}
+
+// Removes the disk images under dir once a test no longer needs them: a run has several VMs' worth of
+// multi-GB disks otherwise, more than a CI machine's free space. Logs and serial output stay.
+inline void drop_disk_images(const std::filesystem::path& dir) {
+    std::vector<std::filesystem::path> images;
+    for (const auto& e : std::filesystem::recursive_directory_iterator(dir)) {
+        const auto ext = e.path().extension();
+        if (e.is_regular_file() && (ext == ".qcow2" || ext == ".raw" || ext == ".img")) {
+            images.push_back(e.path());
+        }
+    }
+    for (const auto& image : images) {
+        std::filesystem::remove(image);
+    }
 }
 
 // image.env of the image fixture (tests/system/build_image.sh): REF, COMMIT, FPR.

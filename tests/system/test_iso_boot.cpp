@@ -21,15 +21,11 @@ using stormnode::test::Firmware;
 using stormnode::test::QemuVm;
 using stormnode::test::artifacts;
 using stormnode::test::seconds;
+using stormnode::test::work_dir;
 
-fs::path work_dir(const std::string& name) {
-    const fs::path dir = artifacts() / "vm" / name;
-    fs::remove_all(dir);
-    fs::create_directories(dir);
-    return dir;
-}
-
-void unattended_install(Firmware firmware, const std::string& name) {
+// keep_disk: the installed disk is another test's starting point (install-bios: the upgrade test's,
+// through the fixture stormnode_installed_disk).
+void unattended_install(Firmware firmware, const std::string& name, bool keep_disk) {
     const fs::path dir = work_dir(name);
     stormnode::test::make_qcow2(dir / "disk.qcow2", "12G");
     // The disk boots first: blank, the firmware falls through to the ISO; installed, it boots the node.
@@ -39,7 +35,7 @@ void unattended_install(Firmware firmware, const std::string& name) {
          .cdrom = artifacts() / "stormnode.iso",
          .work_dir = dir,
          .name = name});
-    vm.wait_for("stormnode-install: phase", 300s);
+    vm.wait_for("stormnode-install: phase", 600s);  // the ISO boot: 2-3 min at -smp 1 beside another VM
     const auto done = vm.wait_for("stormnode-install: (phase done|failed)", 900s);
     REQUIRE(done.find("done") != std::string::npos);
     const auto installed = vm.uptime();
@@ -48,6 +44,10 @@ void unattended_install(Firmware firmware, const std::string& name) {
     CHECK_THAT(vm.wait_for("roles quorum healthy", 300s), Catch::Matchers::Contains("roles quorum healthy"));
     std::cout << name << ": install done after " << seconds(installed) << " s, role healthy after "
               << seconds(vm.uptime()) << " s\n";
+    if (!keep_disk) {
+        vm.kill();
+        stormnode::test::drop_disk_images(dir);
+    }
 }
 
 }  // namespace
@@ -87,11 +87,11 @@ TEST_CASE("the Live entry boots the ISO's live root; first boot settles the quor
 TEST_CASE(
     "unattended install from the ISO, then the disk boots the quorum role (SeaBIOS)",
     "[system][install][bios]") {
-    unattended_install(Firmware::bios, "install-bios");
+    unattended_install(Firmware::bios, "install-bios", true);
 }
 
 TEST_CASE(
     "unattended install from the ISO, then the disk boots the quorum role (OVMF)",
     "[system][install][uefi]") {
-    unattended_install(Firmware::uefi, "install-uefi");
+    unattended_install(Firmware::uefi, "install-uefi", false);
 }

@@ -30,17 +30,10 @@ using stormnode::run_checked;
 using stormnode::test::Firmware;
 using stormnode::test::QemuVm;
 using stormnode::test::artifacts;
-using stormnode::test::binary_dir;
 using stormnode::test::image_env;
 using stormnode::test::seconds;
 using stormnode::test::stormctl;
-
-fs::path work_dir(const std::string& name) {
-    const fs::path dir = binary_dir() / "system-artifacts" / "vm" / name;
-    fs::remove_all(dir);
-    fs::create_directories(dir);
-    return dir;
-}
+using stormnode::test::work_dir;
 
 void to_raw(const fs::path& qcow2, const fs::path& raw) {
     run_checked({.argv = {"qemu-img", "convert", "-O", "raw", qcow2.string(), raw.string()}});
@@ -294,7 +287,8 @@ TEST_CASE(
 
     // A newer commit: the image's tree plus a marker file, a new version, signed with the image's key.
     const fs::path repo = dir / "repo";
-    run_checked({.argv = {"cp", "-a", (artifacts() / "repo").string(), repo.string()}});
+    // Hardlinked: objects are immutable, and refs and the summary are replaced by rename.
+    run_checked({.argv = {"cp", "-al", (artifacts() / "repo").string(), repo.string()}});
     const fs::path gpg = dir / "gpg";
     copy_gpg_home(artifacts() / "gpg", gpg);
     const fs::path overlay = dir / "overlay";
@@ -311,6 +305,16 @@ TEST_CASE(
              "--tree=dir=" + overlay.string(),
              "--subject=upgrade test",
              "--add-metadata-string=version=" + version,
+             "--gpg-sign=" + env.at("FPR"),
+             "--gpg-homedir=" + gpg.string()}});
+    // Publish it as `image build` does: a pull resolves the ref through the signed summary, which
+    // would otherwise still name the old commit.
+    run_checked(
+        {.argv = {
+             "ostree",
+             "summary",
+             "--update",
+             "--repo=" + repo.string(),
              "--gpg-sign=" + env.at("FPR"),
              "--gpg-homedir=" + gpg.string()}});
     run({.argv = {"gpgconf", "--homedir", gpg.string(), "--kill", "gpg-agent"}});
@@ -362,6 +366,8 @@ TEST_CASE(
     }
     const double rolled_back = boot_to_healthy(raw, dir, "rolled-back", expected_ostree);
     std::cout << "rollback: booted " << old_commit << ", role healthy after " << rolled_back << " s\n";
+    stormnode::test::drop_disk_images(dir);
+    fs::remove_all(repo);
 }
 
 namespace {
@@ -394,6 +400,7 @@ PowerCut cut_power_during(const std::string& phase) {
     }
     const fs::path raw = dir / "disk.raw";
     to_raw(qcow2, raw);
+    fs::remove(qcow2);
     {
         AttachedDisk disk(raw);
         const auto b = bootloader_of(raw, disk);
@@ -440,7 +447,9 @@ PowerCut cut_power_during(const std::string& phase) {
     }
     if (auto wrong = check_boot_or_nothing(raw, true); !wrong.empty()) {
         r.failures.push_back("after the re-run (cut during " + phase + "): " + wrong);
+        return r;  // the disk stays for a look
     }
+    stormnode::test::drop_disk_images(dir);
     return r;
 }
 

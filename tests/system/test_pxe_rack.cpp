@@ -45,7 +45,6 @@ using namespace std::chrono_literals;
 using stormnode::run_checked;
 using stormnode::test::QemuVm;
 using stormnode::test::artifacts;
-using stormnode::test::binary_dir;
 using stormnode::test::image_env;
 using stormnode::test::seconds;
 using stormnode::test::source_dir;
@@ -325,9 +324,7 @@ TEST_CASE(
     "[pxe]") {
     const auto image = image_env();
     REQUIRE(image.count("REF") == 1);
-    const fs::path work = binary_dir() / "system-artifacts" / "pxe-rack";
-    fs::remove_all(work);
-    fs::create_directories(work);
+    const fs::path work = stormnode::test::work_dir("pxe-rack");
 
     // Boot artifacts from the fixture's repo: kernel, initrd, one squashfs (live root + signed repo).
     const auto build_start = std::chrono::steady_clock::now();
@@ -445,4 +442,5 @@ TEST_CASE(
         serve_cpu >= 0 && result.guest_install_cpu > 0 ? 100 * serve_cpu / 2 / result.guest_install_cpu : -1.0);
     // Nothing fetched twice: the live root once, the install from the repo inside it.
     CHECK(ratio <= 1.05);
+    stormnode::test::drop_disk_images(work);
 }

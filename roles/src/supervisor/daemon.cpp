@@ -9,6 +9,7 @@
 #include <stormnode/roles/supervisor/message_ids.hpp>
 #include <stormnode/roles/supervisor/monitor_start.hpp>
 #include <stormnode/roles/supervisor/pacemaker_start.hpp>
+#include <stormnode/roles/supervisor/qnetd_nssdb.hpp>
 #include <stormnode/roles/supervisor/quorum_guard.hpp>
 #include <stormnode/roles/supervisor/transaction.hpp>
 
@@ -29,6 +30,20 @@ struct CatalogHolder {
 };
 
 namespace {
+
+// Loads the roles' kernel settings now (forwarding for the network role, non-local binds for lb). A
+// setting the kernel refuses (a container's read-only /proc/sys) is logged; the role's own checks see
+// what it breaks.
+void load_sysctl_files(const std::vector<std::filesystem::path>& files) {
+    for (const auto& file : files) {
+        const auto r = run({.argv = {"sysctl", "--quiet", "--load=" + file.string()}});
+        if (!r.ok()) {
+            log::warning(
+                "sysctl could not load " + file.string() + ": " + r.err,
+                {{"STORMNODE_CONFIG", file.string()}});
+        }
+    }
+}
 
 bool plan_has_unit(const Plan& plan, const std::string& name) {
     return std::any_of(
@@ -137,6 +152,9 @@ Daemon::Daemon(sd_event* event, sd_bus* bus, DaemonOptions options)
 
     auto renderer = [this](const Plan& plan) {
         render_config(plan.body.config, node_, plan.roles, options_.templates_dir, options_.config_root);
+        if (options_.config_root == "/") {  // a test's temporary root says nothing about this kernel
+            load_sysctl_files(sysctl_files(plan.body.config, options_.config_root));
+        }
         const bool galera = std::any_of(plan.body.units.begin(), plan.body.units.end(), [](const Unit& unit) {
             return unit.name == "mariadb.service";
         });
@@ -156,6 +174,11 @@ Daemon::Daemon(sd_event* event, sd_bus* bus, DaemonOptions options)
                     std::string("pacemaker: ") + (start->configuring ? "configuring member: " : "member: ") +
                         start->summary,
                     {{"STORMNODE_CLUSTER", node_.cluster_model->name}});
+            }
+        }
+        if (plan_has_unit(plan, "corosync-qnetd.service")) {
+            if (const auto done = prepare_qnetd_start(node_, options_.config_root)) {
+                log::info("quorum: " + *done, {{"STORMNODE_CLUSTER", node_.cluster_model->name}});
             }
         }
         if (plan_has_unit(plan, "zabbix-server.service")) {

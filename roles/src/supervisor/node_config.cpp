@@ -143,4 +143,16 @@ void render_config(
     }
 }
 
+std::vector<std::filesystem::path> sysctl_files(
+    const std::vector<ConfigFile>& files, const std::filesystem::path& root) {
+    std::vector<std::filesystem::path> out;
+    for (const auto& file : files) {
+        const std::filesystem::path path(file.path);
+        if (!file.template_name.empty() && path.parent_path() == "/etc/sysctl.d" && path.extension() == ".conf") {
+            out.push_back(root / path.relative_path());
+        }
+    }
+    return out;
+}
+
 }  // namespace stormnode::roles

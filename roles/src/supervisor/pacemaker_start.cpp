@@ -1,10 +1,12 @@
 #include "stormnode/roles/supervisor/pacemaker_start.hpp"
 
+#include "stormnode/roles/supervisor/qnetd_nssdb.hpp"
 #include "stormnode/roles/supervisor/secret_file.hpp"
 
 #include <stormnode/common/error.hpp>
 #include <stormnode/common/subprocess.hpp>
 #include <stormnode/common/temp_dir.hpp>
+#include <stormnode/roles/qnetd_tls.hpp>
 
 #include <unistd.h>
 
@@ -75,6 +77,17 @@ std::optional<PacemakerStart> prepare_pacemaker_start(const NodeConfig& node, co
     write_secret_file(
         root / kPostgresPassfile, replication_passfile(hosts, password), 0600, "postgres", live);
     start.summary = "corosync authkey and replication passfile written";
+
+    // qdevice's TLS to qnetd: the cluster's CA and client certificate (corosync.conf says tls: required).
+    const NssdbPem qdevice_pem{
+        .ca_cert = cluster_secret(secrets, cluster, kQnetdCaCertSecret),
+        .cert = cluster_secret(secrets, cluster, kQnetdClientCertSecret),
+        .key = cluster_secret(secrets, cluster, kQnetdClientKeySecret)};
+    if (!live) {
+        start.summary += "; qdevice NSS database not built (not the running system's root)";
+    } else if (install_nssdb(qdevice_nssdb_spec(root), qdevice_pem, live)) {
+        start.summary += "; qdevice NSS database built";
+    }
 
     const fs::path datadir = root / kPostgresDatadir;
     const bool seeded = fs::exists(datadir / kSeededMarker, ec) || fs::exists(datadir / "standby.signal", ec);

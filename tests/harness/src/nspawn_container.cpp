@@ -105,12 +105,19 @@ NspawnContainer::NspawnContainer(ContainerOptions options) : options_(std::move(
         // a VIP (IPaddr2, keepalived) is added and removed inside it.
         argv.push_back("--capability=CAP_NET_ADMIN");
     }
+    // --private-network makes the namespace's sysctls (/proc/sys/net) writable by itself; a namespace
+    // given by path needs nspawn told, or a role's kernel settings (lb's non-local bind) are refused.
+    std::map<std::string, std::string> env;
+    if (!options_.network_namespace.empty()) {
+        env["SYSTEMD_NSPAWN_API_VFS_WRITABLE"] = "network";
+    }
     for (const auto& bind : options_.binds) {
         argv.push_back((bind.read_only ? "--bind-ro=" : "--bind=") + bind.host.string() + ":" + bind.container);
     }
     try {
         nspawn_ = std::make_unique<Child>(
-            ChildOptions{.argv = argv, .output = host_dir_->path() / "console.log", .cgroups = cgroups_});
+            ChildOptions{
+                .argv = argv, .env = env, .output = host_dir_->path() / "console.log", .cgroups = cgroups_});
         wait_for_bus_socket(deadline);
         find_leader();
         wait_until_running(deadline);

@@ -292,6 +292,11 @@ TEST_CASE(
         CHECK(cfg.find("\tserver db1 " + kDb1.address + ":3306 check\n\tserver db2 " + kDb2.address +
                        ":3306 check backup\n") != std::string::npos);
     }
+    // lb's kernel setting, loaded by storm-roled when it wrote the file (systemd-sysctl ran at boot, before)
+    {
+        INFO(q1->container().exec({"journalctl", "--no-pager", "-u", "storm-roled.service", "-g", "sysctl"}).out);
+        CHECK(q1->container().exec_checked({"cat", "/proc/sys/net/ipv4/ip_nonlocal_bind"}).out == "1\n");
+    }
     CHECK(db1->unit_property("storm-clustercheck.service", "ActiveState") == "active");
     CHECK(clustercheck_status(*q1, kDb1) == "200");
     CHECK(clustercheck_status(*q1, kDb2) == "200");

@@ -61,9 +61,11 @@ ostree remote add --repo="$work/stranger" --gpg-import="$work/other.asc" stormno
 check_fails "a remote with an unknown key refuses the commit" "public key not found|no valid signature|signature" \
     ostree pull --repo="$work/stranger" stormnode "$ref"
 
-# Tamper with one content object in a copy of the repo.
-cp -a "$art/repo" "$work/tampered"
+# Tamper with one content object in a copy of the repo: hardlinked (the repo is close to 1 GB), with the
+# victim's link broken so the fixture's repo stays intact.
+cp -al "$art/repo" "$work/tampered"
 victim=$(find "$work/tampered/objects" -name '*.filez' -size +4k -print -quit)
+cp "$victim" "$victim.copy" && mv "$victim.copy" "$victim"
 printf 'tampered' | dd of="$victim" bs=1 seek=100 conv=notrunc status=none
 check_fails "ostree fsck finds the tampered object" "corrupted|checksum|invalid|error" \
     ostree fsck --repo="$work/tampered"
@@ -72,6 +74,7 @@ ostree remote add --repo="$work/client2" --gpg-import="$work/pub.asc" stormnode 
 # pull-local --untrusted checks every object, as a pull over HTTP does (a file:// pull trusts the source).
 check_fails "a pull of the tampered repo fails" "corrupted|checksum|invalid|error" \
     ostree pull-local --repo="$work/client2" --untrusted --remote=stormnode --gpg-verify "$work/tampered" "$ref"
+rm -rf "$work/tampered" "$work/client" "$work/client2" "$work/stranger"  # disk space for the checkout
 
 # What is (not) in the image.
 ostree checkout --repo="$work/repo" -U "$ref" "$work/co"
@@ -81,10 +84,15 @@ check "no ssh host keys" bash -c "! ls $co/usr/etc/ssh/ssh_host_* 2>/dev/null | 
 check "sshd makes its host keys on first start, before its config check" \
     diff <(grep '^ExecStartPre' "$co/usr/etc/systemd/system/ssh.service.d/stormnode-host-keys.conf") \
          <(printf 'ExecStartPre=\nExecStartPre=/usr/bin/ssh-keygen -A\nExecStartPre=/usr/sbin/sshd -t\n')
+check "the manifest's path filters left documentation out and kept the licences" bash -c \
+    "test -f $co/usr/share/doc/systemd/copyright && test -z \"\$(find $co/usr/share/man $co/usr/share/doc -type f ! -name copyright | head -1)\""
+check "the minimal image has no graphics or sound drivers, and has virtio's" bash -c \
+    "test -z \"\$(find $co/usr/lib/modules \( -path '*drivers/gpu/*' -o -path '*kernel/sound/*' \) -name '*.ko*' | head -1)\" &&
+     test -n \"\$(find $co/usr/lib/modules -name 'virtio_net.ko*' | head -1)\""
 check "no snakeoil key" test ! -e "$co/usr/etc/ssl/private/ssl-cert-snakeoil.key"
 check "corosync-qnetd's CA was removed" bash -c "! ls -A $co/usr/etc/corosync/qnetd/nssdb 2>/dev/null | grep -q ."
 check "no role unit is enabled" bash -c \
-    "! find $co/usr/etc/systemd/system -path '*.wants/*' | grep -E 'corosync-qnetd|garb|chrony|zabbix'"
+    "! find $co/usr/etc/systemd/system -path '*.wants/*' | grep -E 'corosync-qnetd|garb|chrony|zabbix|storm-clustercheck|storm-monitor-db'"
 check "the kernel and a generic initramfs are in /usr/lib/modules" bash -c \
     "test -s $co/usr/lib/modules/*/vmlinuz && test \$(stat -c %s $co/usr/lib/modules/*/initramfs.img) -gt 10000000"
 check "/boot, /var and /dev are empty" bash -c \

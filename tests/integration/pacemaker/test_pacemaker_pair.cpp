@@ -292,6 +292,18 @@ std::string field(const std::string& text, const std::string& key) {
     return {};
 }
 
+// How many "Key:   value" lines name key with exactly value (corosync-qnetd-tool -l: one per client).
+std::size_t count_fields(const std::string& text, const std::string& key, const std::string& value) {
+    std::size_t count = 0;
+    std::istringstream lines(text);
+    for (std::string line; std::getline(lines, line);) {
+        if (field(line, key) == value) {
+            ++count;
+        }
+    }
+    return count;
+}
+
 std::string corosync_tool(st::RoledNode& node, const std::vector<std::string>& argv) {
     const auto result = node.container().exec(argv);
     INFO(
@@ -379,23 +391,38 @@ TEST_CASE(
     CHECK(holds_vip(primary));
     CHECK_FALSE(holds_vip(standby));
 
-    // Quorum from the engines: both members quorate with qnetd's vote, qdevice connected, qnetd serving
-    // the cluster's two nodes.
+    // Quorum from the engines: both members quorate with qnetd's vote, qdevice connected over TLS with
+    // the cluster's client certificate, qnetd serving the cluster's two nodes and having verified each
+    // one's certificate (signed by the cluster's CA, CN = cluster name).
     for (auto* node : {&db1, &db2}) {
         const auto quorum = corosync_tool(*node, {"corosync-quorumtool", "-s"});
         INFO(quorum);
         CHECK(field(quorum, "Quorate") == "Yes");
         CHECK(field(quorum, "Total votes") == "3");  // both members and qnetd's vote
-        const auto qdevice = corosync_tool(*node, {"corosync-qdevice-tool", "-s"});
+        const auto qdevice = corosync_tool(*node, {"corosync-qdevice-tool", "-sv"});
         INFO(qdevice);
         CHECK(field(qdevice, "State") == "Connected");
         CHECK(field(qdevice, "QNetd host") == kQ1.address + ":5403");
+        CHECK(field(qdevice, "TLS") == "Required");
+        CHECK(field(qdevice, "TLS active") == "Yes (client certificate sent)");
     }
     {
-        const auto qnetd = corosync_tool(q1, {"corosync-qnetd-tool", "-l"});
+        const auto qnetd = corosync_tool(q1, {"corosync-qnetd-tool", "-l", "-v"});
+        INFO(qnetd);
         CHECK(qnetd.find("Cluster \"stormtest-pg\"") != std::string::npos);
         CHECK(qnetd.find(kDb1.address) != std::string::npos);
         CHECK(qnetd.find(kDb2.address) != std::string::npos);
+        CHECK(count_fields(qnetd, "TLS active", "Yes (client certificate verified)") == 2);
+        const auto status = corosync_tool(q1, {"corosync-qnetd-tool", "-s"});
+        INFO(status);
+        CHECK(field(status, "TLS") == "Supported (client certificate required)");
+        // The private keys are readable by the daemon's user only: coroqnetd on q1, root (qdevice) on db1.
+        CHECK(
+            q1.container().exec({"stat", "-c", "%a %U", "/etc/corosync/qnetd/nssdb/key4.db"}).out ==
+            "600 coroqnetd\n");
+        CHECK(
+            db1.container().exec({"stat", "-c", "%a %U", "/etc/corosync/qdevice/net/nssdb/key4.db"}).out ==
+            "600 root\n");
     }
 
     // A client of the database, then a row written through the VIP from q1.
@@ -436,6 +463,33 @@ TEST_CASE(
         const auto on_standby = psql_as_postgres(standby, "stormtest", "SELECT node FROM writes");
         INFO(on_standby.err);
         CHECK(on_standby.out == "before failover\n");
+    }
+
+    // PAF promotes only a standby the primary's monitor has scored (master-pgsqld > 0, from
+    // pg_stat_replication, every 15 s); until then it is -1000 and losing the primary leaves no one to
+    // promote. That readiness is what an operator checks before taking a primary down.
+    {
+        const auto deadline = Clock::now() + 90s;
+        std::string score;
+        for (;;) {
+            const auto r = primary.container().exec(
+                {"crm_attribute", "--type", "nodes", "--node", standby_name, "--name", "master-pgsqld", "--query",
+                 "--quiet"});
+            score = r.out;
+            while (!score.empty() && (score.back() == '\n' || score.back() == ' ')) {
+                score.pop_back();
+            }
+            if (r.ok() && !score.empty() && score.find_first_not_of("0123456789") == std::string::npos &&
+                std::stol(score) > 0) {
+                break;
+            }
+            if (Clock::now() > deadline) {
+                FAIL("the primary never scored the standby for promotion: master-pgsqld on " << standby_name
+                                                                                              << " is '" << score << "'");
+            }
+        }
+        const std::string eligible = "standby " + standby_name + " eligible for promotion (master-pgsqld " + score + ")";
+        progress(start, eligible.c_str());
     }
 
     // Power the primary off: its container dies at once, and its network link goes dark (the test's

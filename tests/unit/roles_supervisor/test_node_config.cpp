@@ -83,6 +83,18 @@ TEST_CASE("render_config writes every file with its mode, or none on a template 
     CHECK_THROWS_AS(render_config({missing}, node, node.roles, dir.path() / "templates", root), Error);
 }
 
+TEST_CASE("the kernel settings among a role's files are the rendered /etc/sysctl.d/*.conf", "[node_config][unit]") {
+    const std::vector<ConfigFile> files{
+        {"/etc/sysctl.d/60-stormnode-lb.conf", "lb/sysctl.conf.mustache", "0644", {}},
+        {"/etc/haproxy/haproxy.cfg", "lb/haproxy.cfg.mustache", "0644", {}},
+        {"/etc/sysctl.d/README", "x.mustache", "0644", {}},
+        {"/etc/sysctl.d/99-kept.conf", "", "0644", {}},  // no template: not rendered, not loaded
+        {"/etc/sysctl.d/sub/61.conf", "y.mustache", "0644", {}}};
+    CHECK(sysctl_files(files, "/") == std::vector<std::filesystem::path>{"/etc/sysctl.d/60-stormnode-lb.conf"});
+    CHECK(sysctl_files(files, "/tmp/r") ==
+          std::vector<std::filesystem::path>{"/tmp/r/etc/sysctl.d/60-stormnode-lb.conf"});
+}
+
 TEST_CASE("node.yaml's variants become name:variant role specs, as firstboot writes them", "[node_config][unit]") {
     TempDir dir;
     const auto node = node_from(dir, "roles: [db, monitor]\nvariants: {db: galera}\nhostname: db1\n");

@@ -4,6 +4,7 @@
 #include <stormnode/common/temp_dir.hpp>
 #include <stormnode/roles/supervisor/node_config.hpp>
 #include <stormnode/roles/supervisor/pacemaker_start.hpp>
+#include <stormnode/roles/supervisor/qnetd_nssdb.hpp>
 
 #include <catch2/catch.hpp>
 #include <sys/stat.h>
@@ -56,6 +57,10 @@ bool contains(const std::string& text, const std::string& part) {
     return text.find(part) != std::string::npos;
 }
 
+// Values only carried, not parsed, on a test root (no NSS database is built there).
+const std::string kQnetdClientSecrets =
+    "qnetd-ca-cert: ca\nqnetd-client-cert: cert\nqnetd-client-key: key\n";
+
 std::string authkey_hex() {
     std::string hex;
     for (int i = 0; i < 256; ++i) {
@@ -78,6 +83,7 @@ TEST_CASE(
     CHECK(contains(conf, "name: pg-2\n\t\tnodeid: 2\n\t\tring0_addr: 10.77.0.12\n"));
     CHECK_FALSE(contains(conf, "q-1"));
     CHECK(contains(conf, "host: 10.77.0.13\n"));
+    CHECK(contains(conf, "tls: required\n"));  // the cluster's CA and client certificate (qdevice nssdb)
     CHECK(contains(conf, "algorithm: ffsplit\n"));
     CHECK_FALSE(contains(conf, "two_node"));  // cannot be combined with a quorum device
 }
@@ -128,11 +134,15 @@ TEST_CASE(
     const auto node = render_node(dir, "pg-2", "10.77.0.12");
     write_file_atomic(
         dir.path() / "cloud-pg.secrets.yaml",
-        "corosync-authkey: " + authkey_hex() + "\npostgresql-replication-password: pw\n",
+        "corosync-authkey: " + authkey_hex() + "\npostgresql-replication-password: pw\n" +
+            kQnetdClientSecrets,
         0600);
     const auto start = prepare_pacemaker_start(node, dir.path() / "root");
     REQUIRE(start);
     CHECK_FALSE(start->configuring);  // pg-1 is
+    // certutil runs on the node itself only: a test root gets no NSS database.
+    CHECK(contains(start->summary, "qdevice NSS database not built"));
+    CHECK_FALSE(fs::exists(dir.path() / "root" / kQdeviceNssdb));
     const auto key = dir.path() / "root" / kCorosyncAuthkey;
     CHECK(read_file(key) == std::string(256, 'Z'));
     struct stat st {};
@@ -163,6 +173,13 @@ TEST_CASE("a missing or short secret stops the start before anything runs", "[pa
         0600);
     CHECK_THROWS_WITH(
         prepare_pacemaker_start(node, dir.path() / "root"), Catch::Contains("at least 128 bytes"));
+    // A secrets file from before qdevice's TLS: the client certificate is missing.
+    write_file_atomic(
+        dir.path() / "cloud-pg.secrets.yaml",
+        "corosync-authkey: " + authkey_hex() + "\npostgresql-replication-password: pw\n",
+        0600);
+    CHECK_THROWS_WITH(
+        prepare_pacemaker_start(node, dir.path() / "root"), Catch::Contains("'qnetd-ca-cert' is missing"));
 }
 
 TEST_CASE("a node outside cluster.yaml's db members prepares nothing", "[pacemaker]") {
@@ -170,4 +187,30 @@ TEST_CASE("a node outside cluster.yaml's db members prepares nothing", "[pacemak
     const auto node = render_node(dir, "pg-9", "10.77.0.19");
     CHECK_FALSE(prepare_pacemaker_start(node, dir.path() / "root"));
     CHECK_FALSE(configure_pacemaker(node, dir.path() / "root"));
+}
+
+TEST_CASE("a quorum member's qnetd database comes from the cluster's qnetd secrets", "[pacemaker][qnetd]") {
+    TempDir dir{"stormnode-render"};
+    write_file_atomic(dir.path() / "node.yaml", "roles: [quorum]\nhostname: q-1\n");
+    write_file_atomic(dir.path() / "cluster.yaml", kCluster);
+    const auto node = load_node_config(dir.path() / "node.yaml", dir.path() / "cluster.yaml", &catalog());
+    // Secrets without qnetd material (a Galera cluster's, or older than qdevice's TLS): as without a cluster.
+    write_file_atomic(dir.path() / "cloud-pg.secrets.yaml", "corosync-authkey: abcd\n", 0600);
+    const auto own = prepare_qnetd_start(node, dir.path() / "root");
+    REQUIRE(own);
+    CHECK(contains(*own, "keeps this node's own NSS database: cluster cloud-pg has no qnetd-ca-cert secret"));
+    // The CA without the server certificate is a broken secrets file, not an old one.
+    write_file_atomic(dir.path() / "cloud-pg.secrets.yaml", "qnetd-ca-cert: ca\n", 0600);
+    CHECK_THROWS_WITH(
+        prepare_qnetd_start(node, dir.path() / "root"), Catch::Contains("'qnetd-server-cert' is missing"));
+    write_file_atomic(
+        dir.path() / "cloud-pg.secrets.yaml",
+        "qnetd-ca-cert: ca\nqnetd-server-cert: cert\nqnetd-server-key: key\n",
+        0600);
+    const auto done = prepare_qnetd_start(node, dir.path() / "root");
+    REQUIRE(done);
+    CHECK(contains(*done, "qnetd NSS database not built"));
+    CHECK_FALSE(fs::exists(dir.path() / "root" / kQnetdNssdb));
+    // A db member has no qnetd to prepare.
+    CHECK_FALSE(prepare_qnetd_start(render_node(dir, "pg-1", "10.77.0.11"), dir.path() / "root"));
 }

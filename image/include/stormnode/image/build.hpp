@@ -34,6 +34,8 @@ struct BootstrapPlan {
     std::filesystem::path apt_cache;        // downloaded .debs kept here between builds
     std::filesystem::path node_state_list;  // file of paths for the scrub hook
     std::vector<std::string> dracut_modules;
+    std::vector<std::string> path_exclude;  // dpkg path filters (the manifest's)
+    std::vector<std::string> path_include;
     std::filesystem::path output;  // the rootfs tar
 };
 

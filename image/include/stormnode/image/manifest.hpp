@@ -26,6 +26,10 @@ struct Manifest {
     std::vector<std::string> extra_packages;
     std::string kernel = "linux-image-amd64";
     Dracut dracut;
+    // dpkg path filters (dpkg --path-exclude, then --path-include): files no package installs into the
+    // image, such as documentation or drivers a class of machine never has. Globs on dpkg's own paths.
+    std::vector<std::string> path_exclude;
+    std::vector<std::string> path_include;
     std::filesystem::path file;
     std::string sha256;                  // of the file's bytes: the commit records which manifest made it
     Diagnostic where;                    // of the document

@@ -128,6 +128,7 @@ struct Catalog {
 
     [[nodiscard]] const Role* find(const std::string& name) const;
     [[nodiscard]] std::vector<std::string> role_names() const;  // kind == role only (no standalone mixins), sorted
+    [[nodiscard]] std::vector<std::string> placeable_names() const;  // what a node may carry: roles and standalone mixins
 };
 
 // A role with its variant, mixins and the common layer folded in: what a node actually runs.

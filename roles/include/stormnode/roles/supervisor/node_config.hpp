@@ -48,4 +48,9 @@ void render_config(
     const std::vector<ConfigFile>& files, const NodeConfig& node, const std::vector<std::string>& roles,
     const std::filesystem::path& templates_dir, const std::filesystem::path& root);
 
+// The rendered files under root that are kernel settings (/etc/sysctl.d/*.conf): systemd-sysctl applied
+// the directory at boot, before any role wrote its file there, so the supervisor loads them itself.
+std::vector<std::filesystem::path> sysctl_files(
+    const std::vector<ConfigFile>& files, const std::filesystem::path& root);
+
 }  // namespace stormnode::roles
