@@ -7,6 +7,7 @@
 #define CATCH_CONFIG_RUNNER
 #include <stormnode/common/error.hpp>
 #include <stormnode/common/subprocess.hpp>
+#include <stormnode/test/cluster_member.hpp>
 #include <stormnode/test/nspawn_container.hpp>
 #include <stormnode/test/roled_node.hpp>
 #include <stormnode/test/rootfs_cache.hpp>
@@ -29,11 +30,8 @@ namespace st = stormnode::test;
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-struct Member {
-    std::string hostname;
-    std::string address;
-};
+using st::Member;
+using st::state_word;
 
 const Member kDb1{"db1", "10.77.0.11"};
 const Member kDb2{"db2", "10.77.0.12"};
@@ -48,21 +46,8 @@ members:
   - {hostname: q1, address: 10.77.0.13, zone: c, roles: [quorum, lb]}
 )";
 
-const st::Rootfs& rootfs() {
-    static const st::Rootfs instance = st::test_rootfs_variant("cluster");
-    return instance;
-}
-
 st::RoledOptions node_options(const Member& member, const std::filesystem::path& netns) {
-    st::RoledOptions o;
-    o.rootfs = rootfs().tree;
-    const char* roled = std::getenv("STORMNODE_TEST_ROLED");  // NOLINT(concurrency-mt-unsafe)
-    o.roled_binary = roled != nullptr && *roled != '\0' ? roled : STORMNODE_ROLED_BINARY;
-    o.source_dir = STORMNODE_SOURCE_DIR;
-    o.hostname = member.hostname;
-    o.variables = {{"mgmt_address", member.address}};
-    o.cluster_yaml = kClusterYaml;
-    o.network_namespace = netns;
+    auto o = st::member_options(member, netns, kClusterYaml, STORMNODE_ROLED_BINARY, STORMNODE_SOURCE_DIR);
     if (member.hostname == kQ1.hostname) {
         o.roles = {"quorum", "lb"};
         o.features = {"galera_arbitrator"};
@@ -85,11 +70,6 @@ std::unique_ptr<st::RoledNode> start_node(const Member& member, const std::files
         "/etc/systemd/system/storm-clustercheck.service");
     node->start_roled();
     return node;
-}
-
-// State's first word: "degraded(mariadb.service: ...)" -> "degraded".
-std::string state_word(const std::string& state) {
-    return state.substr(0, state.find_first_of("( :"));
 }
 
 // Waits until State's word is one of words; a "failed" comes with the node's journal for the assertion.
@@ -251,7 +231,7 @@ TEST_CASE(
     const auto db1_ns = network.attach(kDb1.hostname, kDb1.address + "/24");
     const auto db2_ns = network.attach(kDb2.hostname, kDb2.address + "/24");
     const auto q1_ns = network.attach(kQ1.hostname, kQ1.address + "/24");
-    (void)rootfs();  // built by the rootfs_cluster fixture; unpacking is not part of the figures
+    (void)st::cluster_rootfs();  // built by the rootfs_cluster fixture; unpacking is not part of the figures
 
     // db1 first: with a fresh datadir, no member answering and first among cluster.yaml's db members,
     // storm-roled starts the new cluster there. Alone it is Primary with size 1 of 3: degraded.

@@ -8,6 +8,7 @@
 #include <stormnode/common/subprocess.hpp>
 #include <stormnode/common/temp_dir.hpp>
 #include <stormnode/roles/zabbix_bootstrap.hpp>
+#include <stormnode/test/cluster_member.hpp>
 #include <stormnode/test/nspawn_container.hpp>
 #include <stormnode/test/roled_node.hpp>
 #include <stormnode/test/rootfs_cache.hpp>
@@ -29,51 +30,26 @@ using stormnode::roles::ZabbixHaNode;
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-struct Member {
-    std::string hostname;
-    std::string address;
-};
+using st::ClusterFiles;
+using st::Member;
+using st::state_word;
 
 const Member kMon1{"mon1", "10.77.0.21"};
 const Member kMon2{"mon2", "10.77.0.22"};
 
-const st::Rootfs& rootfs() {
-    static const st::Rootfs instance = st::test_rootfs_variant("cluster");
-    return instance;
-}
-
 // cluster.yaml and its secrets file as an operator makes them: stormctl cluster init.
-struct ClusterFiles {
-    std::string cluster_yaml;
-    std::string secrets_yaml;
-};
-
 ClusterFiles make_cluster_files() {
-    stormnode::TempDir dir{"stormnode-monitor-test"};
-    const auto output = dir.path() / "cluster.yaml";
-    stormnode::Command init{
-        .argv = {STORMNODE_STORMCTL_BINARY, "cluster", "--catalog", std::string(STORMNODE_SOURCE_DIR) + "/roles/catalog",
-                 "init", "--name", "stormtest-monitor", "--member", kMon1.hostname + "," + kMon1.address + ",a,monitor",
-                 "--member", kMon2.hostname + "," + kMon2.address + ",b,monitor", "-o", output.string()},
-        .timeout = 30s};
-    stormnode::run_checked(init);
-    return {stormnode::read_file(output), stormnode::read_file(dir.path() / "cluster.secrets.yaml")};
+    return st::init_cluster(
+        STORMNODE_STORMCTL_BINARY,
+        STORMNODE_SOURCE_DIR,
+        {"--name", "stormtest-monitor", "--member", kMon1.hostname + "," + kMon1.address + ",a,monitor", "--member",
+         kMon2.hostname + "," + kMon2.address + ",b,monitor"});
 }
-
 // A monitor node: the real catalog with the common layer (the agent's config is rendered there), the
 // cluster's secrets, and storm-monitor-db where the image puts it.
 std::unique_ptr<st::RoledNode> start_node(
     const Member& member, const std::filesystem::path& netns, const ClusterFiles& files, bool local_db) {
-    st::RoledOptions o;
-    o.rootfs = rootfs().tree;
-    const char* roled = std::getenv("STORMNODE_TEST_ROLED");  // NOLINT(concurrency-mt-unsafe)
-    o.roled_binary = roled != nullptr && *roled != '\0' ? roled : STORMNODE_ROLED_BINARY;
-    o.source_dir = STORMNODE_SOURCE_DIR;
-    o.hostname = member.hostname;
-    o.variables = {{"mgmt_address", member.address}};
-    o.cluster_yaml = files.cluster_yaml;
-    o.network_namespace = netns;
+    auto o = st::member_options(member, netns, files.cluster_yaml, STORMNODE_ROLED_BINARY, STORMNODE_SOURCE_DIR);
     o.roles = {"monitor"};
     if (local_db) {
         o.features = {"local_db"};
@@ -101,10 +77,6 @@ std::unique_ptr<st::RoledNode> start_node(
     st::systemd1::reload(node->bus());
     node->start_roled();
     return node;
-}
-
-std::string state_word(const std::string& state) {
-    return state.substr(0, state.find_first_of("( :"));
 }
 
 // Waits until State is healthy (or failed: then with the journals of the units involved).
@@ -171,7 +143,7 @@ TEST_CASE("(c) two monitor nodes form a Zabbix HA pair: one active, one standby,
     st::TestNetwork network;
     const auto mon1_ns = network.attach(kMon1.hostname, kMon1.address + "/24");
     const auto mon2_ns = network.attach(kMon2.hostname, kMon2.address + "/24");
-    (void)rootfs();  // built by the rootfs_cluster fixture; unpacking is not part of the figures
+    (void)st::cluster_rootfs();  // built by the rootfs_cluster fixture; unpacking is not part of the figures
     const auto files = make_cluster_files();
 
     // mon1 first: it holds the database, and its storm-monitor-db loads the schema before its

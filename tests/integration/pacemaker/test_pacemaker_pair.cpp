@@ -8,6 +8,7 @@
 #include <stormnode/common/error.hpp>
 #include <stormnode/common/subprocess.hpp>
 #include <stormnode/common/temp_dir.hpp>
+#include <stormnode/test/cluster_member.hpp>
 #include <stormnode/test/nspawn_container.hpp>
 #include <stormnode/test/roled_node.hpp>
 #include <stormnode/test/rootfs_cache.hpp>
@@ -30,11 +31,9 @@ namespace st = stormnode::test;
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-struct Member {
-    std::string hostname;
-    std::string address;
-};
+using st::ClusterFiles;
+using st::Member;
+using st::state_word;
 
 const Member kDb1{"db1", "10.78.0.11"};
 const Member kDb2{"db2", "10.78.0.12"};
@@ -45,57 +44,18 @@ const std::string kSecretsFile = "/etc/stormnode/cluster.secrets.yaml";
 const std::string kClient =
     "host=" + kVip + " dbname=stormtest user=stormtest password=stormtest connect_timeout=2";
 
-const st::Rootfs& rootfs() {
-    static const st::Rootfs instance = st::test_rootfs_variant("cluster");
-    return instance;
-}
-
 // cluster.yaml and its secrets file, as an operator makes them.
-struct ClusterFiles {
-    std::string cluster_yaml;
-    std::string secrets;
-};
-
 ClusterFiles make_cluster_files() {
-    const stormnode::TempDir dir("pacemaker-cluster");
-    const auto output = dir.path() / "cluster.yaml";
-    stormnode::Command init{
-        .argv =
-            {STORMNODE_STORMCTL_BINARY,
-             "cluster",
-             "--catalog",
-             std::string(STORMNODE_SOURCE_DIR) + "/roles/catalog",
-             "init",
-             "--name",
-             "stormtest-pg",
-             "--member",
-             kDb1.hostname + "," + kDb1.address + ",a,db:active-passive",
-             "--member",
-             kDb2.hostname + "," + kDb2.address + ",b,db:active-passive",
-             "--member",
-             kQ1.hostname + "," + kQ1.address + ",c,quorum",
-             "--vip",
-             "db=" + kVip,
-             "-o",
-             output.string()},
-        .timeout = 60s};
-    const auto result = stormnode::run(init);
-    INFO(result.out << result.err);
-    REQUIRE(result.ok());
-    return {stormnode::read_file(output), stormnode::read_file(dir.path() / "cluster.secrets.yaml")};
+    return st::init_cluster(
+        STORMNODE_STORMCTL_BINARY,
+        STORMNODE_SOURCE_DIR,
+        {"--name", "stormtest-pg", "--member", kDb1.hostname + "," + kDb1.address + ",a,db:active-passive",
+         "--member", kDb2.hostname + "," + kDb2.address + ",b,db:active-passive", "--member",
+         kQ1.hostname + "," + kQ1.address + ",c,quorum", "--vip", "db=" + kVip});
 }
-
 st::RoledOptions node_options(
     const Member& member, const std::filesystem::path& netns, const ClusterFiles& files) {
-    st::RoledOptions o;
-    o.rootfs = rootfs().tree;
-    const char* roled = std::getenv("STORMNODE_TEST_ROLED");  // NOLINT(concurrency-mt-unsafe)
-    o.roled_binary = roled != nullptr && *roled != '\0' ? roled : STORMNODE_ROLED_BINARY;
-    o.source_dir = STORMNODE_SOURCE_DIR;
-    o.hostname = member.hostname;
-    o.variables = {{"mgmt_address", member.address}};
-    o.cluster_yaml = files.cluster_yaml;
-    o.network_namespace = netns;
+    auto o = st::member_options(member, netns, files.cluster_yaml, STORMNODE_ROLED_BINARY, STORMNODE_SOURCE_DIR);
     o.start = false;  // the secrets go in first
     if (member.hostname == kQ1.hostname) {
         o.roles = {"quorum"};
@@ -106,10 +66,6 @@ st::RoledOptions node_options(
         o.variables["pacemaker_stonith_enabled"] = "false";
     }
     return o;
-}
-
-std::string state_word(const std::string& state) {
-    return state.substr(0, state.find_first_of("( :"));
 }
 
 std::string journal_of(st::RoledNode& node, const std::vector<std::string>& units) {
@@ -323,7 +279,7 @@ TEST_CASE(
         {kDb1.hostname, network.attach(kDb1.hostname, kDb1.address + "/24")},
         {kDb2.hostname, network.attach(kDb2.hostname, kDb2.address + "/24")},
         {kQ1.hostname, network.attach(kQ1.hostname, kQ1.address + "/24")}};
-    (void)rootfs();  // built by the rootfs_cluster fixture; unpacking is not part of the figures
+    (void)st::cluster_rootfs();  // built by the rootfs_cluster fixture; unpacking is not part of the figures
     const ClusterFiles files = make_cluster_files();
 
     // The three boot at once: the figure is the pair's start, not three boots in a row.
@@ -335,7 +291,7 @@ TEST_CASE(
             booting[member->hostname] = std::async(std::launch::async, [member, &netns, &files] {
                 auto node =
                     std::make_unique<st::RoledNode>(node_options(*member, netns.at(member->hostname), files));
-                node->container().write_file(kSecretsFile, files.secrets, 0600);
+                node->container().write_file(kSecretsFile, files.secrets_yaml, 0600);
                 node->start_roled();
                 return node;
             });

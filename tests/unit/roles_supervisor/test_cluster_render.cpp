@@ -6,6 +6,8 @@
 #include <stormnode/roles/supervisor/galera_start.hpp>
 #include <stormnode/roles/supervisor/node_config.hpp>
 
+#include "render_fixture.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -15,15 +17,9 @@
 namespace fs = std::filesystem;
 using namespace stormnode;
 using namespace stormnode::roles;
+using namespace stormnode::roles::render_test;
 
 namespace {
-
-const fs::path source_dir(STORMNODE_SOURCE_DIR);
-
-const Catalog& catalog() {
-    static const Catalog loaded = load_valid_catalog(source_dir / "roles" / "catalog");
-    return loaded;
-}
 
 const char* const kCluster =
     "name: cloud-db\n"
@@ -34,17 +30,7 @@ const char* const kCluster =
 
 // Renders the role's config files for one node into root; returns the node's config.
 NodeConfig render_node(TempDir& dir, const std::string& node_yaml, const std::string& role) {
-    write_file_atomic(dir.path() / "node.yaml", node_yaml);
-    write_file_atomic(dir.path() / "cluster.yaml", kCluster);
-    auto node = load_node_config(dir.path() / "node.yaml", dir.path() / "cluster.yaml", &catalog());
-    const auto resolved = resolve_combination(catalog(), {role});
-    render_config(
-        resolved.body.config, node, {role}, source_dir / "roles" / "templates", dir.path() / "root");
-    return node;
-}
-
-bool contains(const std::string& text, const std::string& part) {
-    return text.find(part) != std::string::npos;
+    return render_role(dir, node_yaml, kCluster, role);
 }
 
 }  // namespace
@@ -67,11 +53,7 @@ TEST_CASE("a db member's 60-galera.cnf names every Galera member and itself", "[
 TEST_CASE("without cluster.yaml a db node's 60-galera.cnf keeps wsrep off", "[cluster][render]") {
     // "gcomm://" with no address bootstraps a cluster of one: never by accident.
     TempDir dir{"stormnode-render"};
-    write_file_atomic(dir.path() / "node.yaml", "roles: [db]\nhostname: db-9\nvariables: {mgmt_address: 10.77.0.19}\n");
-    const auto node = load_node_config(dir.path() / "node.yaml", dir.path() / "cluster.yaml", &catalog());
-    render_config(
-        resolve_combination(catalog(), {"db"}).body.config, node, {"db"}, source_dir / "roles" / "templates",
-        dir.path() / "root");
+    const auto node = render_role(dir, "roles: [db]\nhostname: db-9\nvariables: {mgmt_address: 10.77.0.19}\n", "", "db");
     const auto cnf = read_file(dir.path() / "root/etc/mysql/mariadb.conf.d/60-galera.cnf");
     INFO(cnf);
     CHECK(contains(cnf, "wsrep_on                 = OFF\n"));
@@ -228,17 +210,12 @@ TEST_CASE("a db member's clustercheck listens on its management address", "[clus
 
 TEST_CASE("with a VIP, HAProxy's galera listener binds it and keepalived holds it", "[cluster][render]") {
     TempDir dir{"stormnode-render"};
-    write_file_atomic(
-        dir.path() / "node.yaml",
-        "roles: [lb]\nhostname: lb-1\nzone: c\nvariables: {mgmt_address: 10.77.0.14, mgmt_interface: eth0}\n");
-    write_file_atomic(
-        dir.path() / "cluster.yaml",
+    const auto node = render_role(
+        dir,
+        "roles: [lb]\nhostname: lb-1\nzone: c\nvariables: {mgmt_address: 10.77.0.14, mgmt_interface: eth0}\n",
         std::string(kCluster) + "  - {hostname: lb-1, address: 10.77.0.14, zone: c, roles: [lb]}\n"
-                                "vips:\n  - {name: mgmt, address: 10.77.0.20, vrrp_router_id: 51}\n");
-    const auto node = load_node_config(dir.path() / "node.yaml", dir.path() / "cluster.yaml", &catalog());
-    render_config(
-        resolve_combination(catalog(), {"lb"}).body.config, node, {"lb"}, source_dir / "roles" / "templates",
-        dir.path() / "root");
+                                "vips:\n  - {name: mgmt, address: 10.77.0.20, vrrp_router_id: 51}\n",
+        "lb");
     const auto cfg = read_file(dir.path() / "root/etc/haproxy/haproxy.cfg");
     INFO(cfg);
     // transparent: the node not holding the VIP binds it too, ready for a failover

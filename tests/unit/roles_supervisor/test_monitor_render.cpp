@@ -5,6 +5,8 @@
 #include <stormnode/roles/supervisor/monitor_start.hpp>
 #include <stormnode/roles/supervisor/node_config.hpp>
 
+#include "render_fixture.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <sys/stat.h>
@@ -14,15 +16,9 @@
 namespace fs = std::filesystem;
 using namespace stormnode;
 using namespace stormnode::roles;
+using namespace stormnode::roles::render_test;
 
 namespace {
-
-const fs::path source_dir(STORMNODE_SOURCE_DIR);
-
-const Catalog& catalog() {
-    static const Catalog loaded = load_valid_catalog(source_dir / "roles" / "catalog");
-    return loaded;
-}
 
 const char* const kCluster =
     "name: cloud-mon\n"
@@ -32,21 +28,9 @@ const char* const kCluster =
     "  - {hostname: mon-2, address: 10.77.0.22, zone: b, roles: [monitor]}\n";
 
 NodeConfig render_node(TempDir& dir, const std::string& hostname, const std::string& address, bool cluster = true) {
-    write_file_atomic(
-        dir.path() / "node.yaml",
-        "roles: [monitor]\nhostname: " + hostname + "\nvariables: {mgmt_address: " + address + "}\n");
-    if (cluster) {
-        write_file_atomic(dir.path() / "cluster.yaml", kCluster);
-    }
-    auto node = load_node_config(dir.path() / "node.yaml", dir.path() / "cluster.yaml", &catalog());
-    render_config(
-        resolve_combination(catalog(), {"monitor"}).body.config, node, {"monitor"}, source_dir / "roles" / "templates",
-        dir.path() / "root");
-    return node;
-}
-
-bool contains(const std::string& text, const std::string& part) {
-    return text.find(part) != std::string::npos;
+    return render_role(
+        dir, "roles: [monitor]\nhostname: " + hostname + "\nvariables: {mgmt_address: " + address + "}\n",
+        cluster ? kCluster : "", "monitor");
 }
 
 unsigned mode_of(const fs::path& path) {

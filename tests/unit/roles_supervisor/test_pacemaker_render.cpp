@@ -6,6 +6,8 @@
 #include <stormnode/roles/supervisor/pacemaker_start.hpp>
 #include <stormnode/roles/supervisor/qnetd_nssdb.hpp>
 
+#include "render_fixture.hpp"
+
 #include <catch2/catch.hpp>
 #include <sys/stat.h>
 
@@ -14,15 +16,9 @@
 namespace fs = std::filesystem;
 using namespace stormnode;
 using namespace stormnode::roles;
+using namespace stormnode::roles::render_test;
 
 namespace {
-
-const fs::path source_dir(STORMNODE_SOURCE_DIR);
-
-const Catalog& catalog() {
-    static const Catalog loaded = load_valid_catalog(source_dir / "roles" / "catalog");
-    return loaded;
-}
 
 const char* const kCluster =
     "name: cloud-pg\n"
@@ -38,23 +34,12 @@ const std::string kRole = "db:active-passive";
 
 NodeConfig render_node(
     TempDir& dir, const std::string& hostname, const std::string& address, const std::string& extra = {}) {
-    write_file_atomic(
-        dir.path() / "node.yaml",
-        "roles: [db]\nvariants: {db: active-passive}\nhostname: " + hostname +
-            "\nvariables: {mgmt_address: " + address + extra + "}\n");
-    write_file_atomic(dir.path() / "cluster.yaml", kCluster);
-    auto node = load_node_config(dir.path() / "node.yaml", dir.path() / "cluster.yaml", &catalog());
-    render_config(
-        resolve_combination(catalog(), {kRole}).body.config,
-        node,
-        {kRole},
-        source_dir / "roles" / "templates",
-        dir.path() / "root");
-    return node;
-}
-
-bool contains(const std::string& text, const std::string& part) {
-    return text.find(part) != std::string::npos;
+    return render_role(
+        dir,
+        "roles: [db]\nvariants: {db: active-passive}\nhostname: " + hostname + "\nvariables: {mgmt_address: " +
+            address + extra + "}\n",
+        kCluster,
+        kRole);
 }
 
 // Values only carried, not parsed, on a test root (no NSS database is built there).
