@@ -20,6 +20,7 @@ add_library(stormnode_supervisor STATIC
     src/supervisor/quorum_guard.cpp
     src/supervisor/galera_start.cpp
     src/supervisor/pacemaker_start.cpp
+    src/supervisor/postgres_rejoin.cpp
     src/supervisor/qnetd_nssdb.cpp
     src/supervisor/monitor_start.cpp
     src/supervisor/secret_file.cpp

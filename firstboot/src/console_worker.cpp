@@ -197,8 +197,10 @@ void ConsoleWorker::run() noexcept {
             const std::lock_guard lock(mutex_);
             stop_reason_ = view.connect_error;
         }
+        // Before the event that wakes the UI: set after it, a UI that took the event first saw a worker
+        // still running and waited for another event that never came (seen under load).
+        stopped_ = true;
         emit(view);
-        stopped_ = true;  // last: the UI reads stop_reason() once it sees this
     }
 }
 

@@ -8,8 +8,11 @@
 
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <iostream>
 #include <memory>
+#include <string>
+#include <vector>
 
 namespace stormnode::installer {
 namespace {
@@ -73,6 +76,10 @@ struct RackArgs {
     std::string catalog;
     std::uint64_t disk_gib = 20;
     std::uint32_t memory_mib = 2048;
+    std::string firmware = "bios";
+    std::vector<std::string> unknown;  // one firmware per extra VM on a MAC the inventory does not list
+    bool no_start = false;
+    bool start = false;
     bool destroy = false;
 };
 
@@ -88,8 +95,14 @@ int rack_vms(const RackArgs& args, const std::string& uri, const std::string& st
         return 2;
     }
     std::vector<RackNodeEntry> nodes;
+    std::vector<std::string> known_macs;
     for (const auto& node : inventory->nodes) {
-        nodes.push_back({node.mac, node.answers.node.hostname});
+        nodes.push_back({node.mac, node.answers.node.hostname, args.firmware == "uefi"});
+        known_macs.push_back(node.mac);
+    }
+    const auto unknown_macs = unknown_node_macs(args.unknown.size(), known_macs);
+    for (std::size_t i = 0; i < args.unknown.size(); ++i) {
+        nodes.push_back({unknown_macs[i], "unknown-" + std::to_string(i + 1), args.unknown[i] == "uefi"});
     }
     auto rack = rack_spec(
         args.name,
@@ -104,19 +117,41 @@ int rack_vms(const RackArgs& args, const std::string& uri, const std::string& st
         (void)domain_xml(vm);
     }
     Hypervisor hypervisor(uri);
+    if (args.start || args.destroy) {
+        // The unknown-MAC VMs it made, whatever --unknown says now.
+        const std::string prefix = args.name + "-unknown-";
+        for (const auto& vm : hypervisor.list()) {
+            const bool listed = std::any_of(rack.nodes.begin(), rack.nodes.end(), [&](const VmSpec& node) {
+                return node.name == vm.name;
+            });
+            if (!listed && vm.name.starts_with(prefix) && !vm.state_dir.empty()) {
+                rack.nodes.push_back(VmSpec{.name = vm.name, .state_dir = vm.state_dir});
+            }
+        }
+    }
     if (args.destroy) {
         const int removed = destroy_rack(hypervisor, rack);
         log::info("vm rack: removed " + std::to_string(removed) + " VMs and network " + rack.network.name);
         return 0;
     }
-    create_rack(hypervisor, rack);
+    if (args.start) {
+        const int started = start_rack(hypervisor, rack);
+        log::info("vm rack: started " + std::to_string(started) + " VMs on network " + rack.network.name);
+        return 0;
+    }
+    create_rack(hypervisor, rack, !args.no_start);
     std::cout << "network " << rack.network.name << " bridge " << rack.network.bridge << " address "
               << rack.network.address << "/" << rack.network.prefix << "\n";
     for (const auto& vm : rack.nodes) {
-        std::cout << "vm " << vm.name << " mac " << vm.mac << " serial-log " << vm.serial_log().string() << "\n";
+        std::cout << "vm " << vm.name << " mac " << vm.mac << " firmware " << (vm.uefi ? "uefi" : "bios")
+                  << " serial-log " << vm.serial_log().string() << "\n";
     }
     std::cout << "serve it with: stormctl pxe serve --inventory " << args.inventory << " --interface "
               << rack.network.bridge << " --artifacts DIR\n";
+    if (args.no_start) {
+        std::cout << "then start the VMs with: stormctl vm rack --inventory " << args.inventory << " --name "
+                  << args.name << " --start\n";
+    }
     return 0;
 }
 
@@ -175,7 +210,23 @@ void add_vm_commands(CLI::App& app, int& exit_code) {
     k->add_option("--memory", rack->memory_mib, "Memory of each VM in MiB (the live root is loaded into it)")
         ->capture_default_str()
         ->check(CLI::Range(256, 1048576));
-    k->add_flag("--destroy", rack->destroy, "Remove the rack's VMs, their files and the network");
+    k->add_option("--firmware", rack->firmware, "Firmware of the inventory's VMs")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"bios", "uefi"}));
+    k->add_option(
+         "--unknown",
+         rack->unknown,
+         "Add a VM on a MAC the inventory does not list, with this firmware (bios or uefi; repeatable): "
+         "it gets the inventory's discovered boot")
+        ->check(CLI::IsMember({"bios", "uefi"}));
+    auto* no_start = k->add_flag(
+        "--no-start",
+        rack->no_start,
+        "Define the VMs without starting them (start pxe serve on the bridge, then --start)");
+    auto* start = k->add_flag("--start", rack->start, "Start the rack's VMs made with --no-start");
+    auto* destroy = k->add_flag("--destroy", rack->destroy, "Remove the rack's VMs, their files and the network");
+    no_start->excludes(start)->excludes(destroy);
+    start->excludes(destroy);
     k->callback([rack, uri, state_root, &exit_code] { exit_code = rack_vms(*rack, *uri, *state_root); });
 
     auto name = std::make_shared<std::string>();

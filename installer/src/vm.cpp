@@ -10,7 +10,9 @@
 #include <net/if.h>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
+#include <cstdio>
 #include <cstdlib>
 #include <utility>
 
@@ -185,6 +187,11 @@ std::string domain_xml(const VmSpec& spec) {
         x += "      <source network='" + xml_escape(spec.network) + "'/>\n";
         x += "      <mac address='" + firstboot::normalize_mac(spec.mac) + "'/>\n";
         x += "      <model type='virtio'/>\n";
+        if (spec.uefi) {
+            // No iPXE option ROM: OVMF's own PXE client boots it (DHCP client-arch 7), as a server's
+            // UEFI firmware does.
+            x += "      <rom enabled='no'/>\n";
+        }
         x += "    </interface>\n";
     }
     x += "    <serial type='pty'>\n";
@@ -205,22 +212,54 @@ Hypervisor::Hypervisor(const std::string& uri) : uri_(uri) {
     }
 }
 
-void Hypervisor::run(const VmSpec& spec) {
+void Hypervisor::define(const VmSpec& spec) {
     const auto xml = domain_xml(spec);
     if (VirDomainHandle existing(virDomainLookupByName(connection_.get(), spec.name.c_str())); existing) {
         throw Error(
             Errc::invalid_input,
             "a VM named '" + spec.name + "' exists already (stormctl vm destroy it first)");
     }
+    virResetLastError();
     VirDomainHandle domain(virDomainDefineXML(connection_.get(), xml.c_str()));
     if (!domain) {
         throw_libvirt("defining VM '" + spec.name + "'");
     }
+}
+
+VirDomainHandle Hypervisor::lookup(const std::string& name) {
+    VirDomainHandle domain(virDomainLookupByName(connection_.get(), name.c_str()));
+    if (!domain) {
+        virResetLastError();
+        throw Error(Errc::not_found, "no VM named '" + name + "'");
+    }
+    return domain;
+}
+
+bool Hypervisor::start(const std::string& name) {
+    const auto domain = lookup(name);
+    const int active = virDomainIsActive(domain.get());
+    if (active < 0) {
+        throw_libvirt("reading the state of VM '" + name + "'");
+    }
+    if (active == 1) {
+        return false;
+    }
     if (virDomainCreate(domain.get()) < 0) {
-        const char* message = virGetLastErrorMessage();
-        const std::string why = message != nullptr ? message : "unknown libvirt error";
-        (void)virDomainUndefineFlags(domain.get(), VIR_DOMAIN_UNDEFINE_NVRAM);
-        throw Error(Errc::libvirt, "starting VM '" + spec.name + "': " + why);
+        throw_libvirt("starting VM '" + name + "'");
+    }
+    return true;
+}
+
+void Hypervisor::run(const VmSpec& spec) {
+    define(spec);
+    try {
+        start(spec.name);
+    } catch (const Error&) {
+        VirDomainHandle domain(virDomainLookupByName(connection_.get(), spec.name.c_str()));
+        if (domain) {
+            (void)virDomainUndefineFlags(domain.get(), VIR_DOMAIN_UNDEFINE_NVRAM);
+        }
+        throw;
     }
 }
 
@@ -286,11 +325,7 @@ std::optional<VmInfo> Hypervisor::find(const std::string& name) {
 }
 
 void Hypervisor::destroy(const std::string& name) {
-    VirDomainHandle domain(virDomainLookupByName(connection_.get(), name.c_str()));
-    if (!domain) {
-        virResetLastError();
-        throw Error(Errc::not_found, "no VM named '" + name + "'");
-    }
+    const auto domain = lookup(name);
     const auto vm = info(domain.get());
     if (vm.running && virDomainDestroy(domain.get()) < 0) {
         throw_libvirt("powering off VM '" + name + "'");
@@ -413,13 +448,33 @@ RackSpec rack_spec(
             std::erase(name, ':');
         }
         auto vm = rack_node_spec(rack, name, node.mac, spec.network.name, state_root);
+        vm.uefi = node.uefi;
         (void)domain_xml(vm);
         spec.nodes.push_back(std::move(vm));
     }
     return spec;
 }
 
-void create_rack(Hypervisor& hypervisor, RackSpec& rack) {
+std::vector<std::string> unknown_node_macs(std::size_t count, const std::vector<std::string>& taken) {
+    std::vector<std::string> macs;
+    for (unsigned n = 1; macs.size() < count; ++n) {
+        if (n > 0xffff) {
+            throw Error(Errc::invalid_input, "no free MAC for another unknown node");
+        }
+        std::array<char, 18> text{};
+        std::snprintf(text.data(), text.size(), "52:54:00:fe:%02x:%02x", (n >> 8) & 0xffU, n & 0xffU);
+        const std::string mac(text.data());
+        const bool in_use = std::any_of(taken.begin(), taken.end(), [&](const std::string& other) {
+            return firstboot::normalize_mac(other) == mac;
+        });
+        if (!in_use) {
+            macs.push_back(mac);
+        }
+    }
+    return macs;
+}
+
+void create_rack(Hypervisor& hypervisor, RackSpec& rack, bool start) {
     for (const auto& vm : rack.nodes) {
         if (hypervisor.find(vm.name)) {
             throw Error(
@@ -433,7 +488,11 @@ void create_rack(Hypervisor& hypervisor, RackSpec& rack) {
         for (auto& vm : rack.nodes) {
             prepare_vm_files(vm, std::nullopt);
             try {
-                hypervisor.run(vm);
+                if (start) {
+                    hypervisor.run(vm);
+                } else {
+                    hypervisor.define(vm);
+                }
             } catch (...) {
                 std::error_code ignored;
                 fs::remove_all(vm.state_dir, ignored);
@@ -454,6 +513,16 @@ void create_rack(Hypervisor& hypervisor, RackSpec& rack) {
         }
         throw;
     }
+}
+
+int start_rack(Hypervisor& hypervisor, const RackSpec& rack) {
+    int started = 0;
+    for (const auto& vm : rack.nodes) {
+        if (hypervisor.start(vm.name)) {
+            ++started;
+        }
+    }
+    return started;
 }
 
 int destroy_rack(Hypervisor& hypervisor, const RackSpec& rack) {

@@ -115,10 +115,20 @@ int init(const ClusterOptions& options) {
         cluster.vips.push_back(parse_vip_option(text));
     }
     const std::filesystem::path output(options.output);
-    const bool created = write_new_cluster(output, cluster, catalog);
+    const auto update = write_new_cluster(output, cluster, catalog);
     const auto written = load_cluster(output, &catalog);
-    std::cout << "wrote " << output.string() << "; secrets " << written.secrets_path().string()
-              << (created ? " (generated, 0600)" : " (kept: it already exists)") << "\n";
+    std::cout << "wrote " << output.string() << "; secrets " << written.secrets_path().string();
+    if (update.created) {
+        std::cout << " (generated, 0600)\n";
+    } else if (update.added.empty()) {
+        std::cout << " (kept: it already exists)\n";
+    } else {
+        std::string added;
+        for (const auto& name : update.added) {
+            added += (added.empty() ? "" : ", ") + name;
+        }
+        std::cout << " (kept, added what it lacked: " << added << "; 0600)\n";
+    }
     return 0;
 }
 

@@ -218,7 +218,7 @@ void show_role(const RoleOptions& options) {
     out << "  members:         min " << cluster.min_members << ", recommended " << cluster.recommended_members
         << (cluster.quorum_member ? ", quorum member (role switches are guarded)" : "") << "\n";
     out << "  depends on:      " << or_none(cluster.depends_on) << "\n";
-    out << "  shared secrets:  " << or_none(cluster.shared_secrets) << "\n";
+    out << "  shared secrets:  " << or_none(role.shared_secrets(resolved.variant)) << "\n";
     out << "\nconflicts:\n";
     out << "  packages:        " << or_none(role.conflicts) << "\n";
     out << "  roles:           " << or_none(role.conflicts_roles) << "\n";

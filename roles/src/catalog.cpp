@@ -48,6 +48,15 @@ std::vector<std::string> Role::variant_names() const {
     return names;
 }
 
+std::vector<std::string> Role::shared_secrets(const std::string& variant) const {
+    std::vector<std::string> names = cluster.shared_secrets;
+    const auto it = cluster.variant_secrets.find(variant.empty() ? default_variant : variant);
+    if (it != cluster.variant_secrets.end()) {
+        names.insert(names.end(), it->second.begin(), it->second.end());
+    }
+    return names;
+}
+
 const std::set<std::string>& known_generators() {
     // Keep in step with storm-firstboot's generators (roles-notes.md §5: per-node material).
     static const std::set<std::string> generators{

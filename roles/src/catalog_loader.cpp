@@ -454,6 +454,19 @@ private:
         needs.shared_secrets = names(cluster, "shared_secrets", "cluster.shared_secrets");
     }
 
+    // A variant's cluster section holds only the secrets its members need beyond the role's.
+    void parse_variant_cluster(const YAML::Node& variant, const std::string& name) {
+        const YAML::Node cluster = child(variant, "cluster");
+        if (!cluster || !yaml::expect_map(cluster, "'cluster'", *diags_)) {
+            return;
+        }
+        yaml::reject_unknown_keys(cluster, {"shared_secrets"}, *diags_);
+        auto secrets = names(cluster, "shared_secrets", "variants." + name + ".cluster.shared_secrets");
+        if (!secrets.empty()) {
+            role_->cluster.variant_secrets[name] = std::move(secrets);
+        }
+    }
+
     void parse_variants(const YAML::Node& root) {
         if (const auto chosen = yaml::optional_string(root, "default_variant", *diags_)) {
             role_->default_variant = *chosen;
@@ -474,8 +487,11 @@ private:
             role_->locations["variants." + name] = diags_->position(kv.first);
             RoleBody body;
             if (kv.second.IsMap()) {
-                yaml::reject_unknown_keys(kv.second, body_keys, *diags_);
+                auto keys = body_keys;
+                keys.insert("cluster");
+                yaml::reject_unknown_keys(kv.second, keys, *diags_);
                 parse_body(kv.second, "variants." + name + ".", body);
+                parse_variant_cluster(kv.second, name);
             } else if (!kv.second.IsNull()) {  // "name:" alone is an empty variant
                 diags_->error(kv.second, "variant '" + name + "' must be a mapping");
             }

@@ -388,9 +388,16 @@ std::vector<std::string> needed_secrets(const Cluster& cluster, const Catalog& c
     for (const auto& member : cluster.members) {
         for (const auto& spec : member.roles) {
             if (const Role* role = catalog.find(base_name(spec))) {
-                names.insert(role->cluster.shared_secrets.begin(), role->cluster.shared_secrets.end());
+                const auto colon = spec.find(':');
+                const auto secrets = role->shared_secrets(colon == std::string::npos ? "" : spec.substr(colon + 1));
+                names.insert(secrets.begin(), secrets.end());
             }
         }
+    }
+    // qnetd serves corosync-qdevice only: without a member presenting a client certificate (a Galera
+    // cluster's quorum member runs garbd), its CA and server certificate would be made for no one.
+    if (!names.contains(kQnetdClientCertSecret)) {
+        std::erase_if(names, [](const std::string& name) { return is_qnetd_tls_secret(name); });
     }
     return {names.begin(), names.end()};
 }
@@ -582,7 +589,81 @@ std::string render_cluster_file(const Cluster& cluster) {
            std::string(out.c_str()) + "\n";
 }
 
-bool write_new_cluster(const std::filesystem::path& cluster_yaml, Cluster cluster, const Catalog& catalog) {
+namespace {
+
+// The secrets file's entries in file order; Error naming the file when it is not a map of strings.
+std::vector<std::pair<std::string, std::string>> read_secret_entries(const std::filesystem::path& path) {
+    Diagnostics diags(path.string());
+    const auto doc = load_yaml_file(path, diags);
+    std::vector<std::pair<std::string, std::string>> entries;
+    if (doc && !doc->IsNull() && yaml::expect_map(*doc, "the secrets file (name: value)", diags)) {
+        for (const auto& entry : *doc) {
+            if (!entry.second.IsScalar() || entry.second.Scalar().empty()) {
+                diags.error(entry.second, "secret '" + entry.first.Scalar() + "' is not a non-empty string");
+                continue;
+            }
+            entries.emplace_back(entry.first.Scalar(), entry.second.Scalar());
+        }
+    }
+    throw_if_errors(diags, path.string());
+    return entries;
+}
+
+// Values for the missing secrets. qnetd's CA and the certificates it signs are made together
+// (stormnode/roles/qnetd_tls.hpp): one of them cannot be added to the others, the CA's key being gone.
+std::vector<std::pair<std::string, std::string>> make_secrets(
+    const std::vector<std::string>& missing,
+    const std::vector<std::pair<std::string, std::string>>& existing,
+    const Cluster& cluster) {
+    std::vector<std::string> kept_qnetd;
+    for (const auto& [name, value] : existing) {
+        if (is_qnetd_tls_secret(name)) {
+            kept_qnetd.push_back(name);
+        }
+    }
+    std::vector<std::string> missing_qnetd;
+    std::copy_if(missing.begin(), missing.end(), std::back_inserter(missing_qnetd), is_qnetd_tls_secret);
+    if (!missing_qnetd.empty() && !kept_qnetd.empty()) {
+        throw Error(
+            Errc::invalid_input,
+            cluster.secrets_path().string() + ": it holds " + joined(kept_qnetd) + " but not " +
+                joined(missing_qnetd) +
+                ", and they come from one CA whose key is not kept: remove every qnetd-* secret from it and "
+                "run init again (the members rebuild their qnetd and qdevice databases at their next start)");
+    }
+    std::optional<QnetdTlsMaterial> qnetd_tls;
+    if (!missing_qnetd.empty()) {
+        qnetd_tls = make_qnetd_tls(cluster.name);
+    }
+    std::vector<std::pair<std::string, std::string>> made;
+    for (const auto& name : missing) {
+        made.emplace_back(
+            name,
+            is_qnetd_tls_secret(name) ? qnetd_tls_secret(*qnetd_tls, name)
+                                      : random_secret(name == "corosync-authkey" ? 256 : 32));
+    }
+    return made;
+}
+
+std::string render_secrets_file(
+    const std::string& cluster_name, const std::vector<std::pair<std::string, std::string>>& entries) {
+    YAML::Emitter out;
+    out << YAML::BeginMap;
+    for (const auto& [name, value] : entries) {
+        out << YAML::Key << name << YAML::Value;
+        if (value.find('\n') != std::string::npos) {
+            out << YAML::Literal;  // PEM
+        }
+        out << value;
+    }
+    out << YAML::EndMap;
+    return "# Shared secrets of cluster " + cluster_name + " (stormctl cluster init). Keep it 0600.\n" +
+           std::string(out.c_str()) + "\n";
+}
+
+}  // namespace
+
+SecretsUpdate write_new_cluster(const std::filesystem::path& cluster_yaml, Cluster cluster, const Catalog& catalog) {
     if (cluster.secrets.empty()) {
         cluster.secrets = cluster_yaml.stem().string() + ".secrets.yaml";
     }
@@ -597,35 +678,41 @@ bool write_new_cluster(const std::filesystem::path& cluster_yaml, Cluster cluste
 
     const auto secrets_path = cluster.secrets_path();
     std::error_code ec;
-    const bool created = !std::filesystem::exists(secrets_path, ec);
-    if (created) {
-        const auto names = needed_secrets(cluster, catalog);
-        // qnetd's CA and the certificates it signs are made together (stormnode/roles/qnetd_tls.hpp).
-        std::optional<QnetdTlsMaterial> qnetd_tls;
-        if (std::any_of(names.begin(), names.end(), is_qnetd_tls_secret)) {
-            qnetd_tls = make_qnetd_tls(cluster.name);
+    SecretsUpdate update;
+    update.created = !std::filesystem::exists(secrets_path, ec);
+    const auto existing = update.created ? std::vector<std::pair<std::string, std::string>>()
+                                         : read_secret_entries(secrets_path);
+    std::vector<std::string> missing;
+    for (const auto& name : needed_secrets(cluster, catalog)) {
+        const bool present = std::any_of(
+            existing.begin(), existing.end(), [&](const auto& entry) { return entry.first == name; });
+        if (!present) {
+            missing.push_back(name);
         }
-        YAML::Emitter out;
-        out << YAML::BeginMap;
-        for (const auto& name : names) {
-            if (is_qnetd_tls_secret(name)) {
-                out << YAML::Key << name << YAML::Value << YAML::Literal
-                    << qnetd_tls_secret(*qnetd_tls, name);
-                continue;
+    }
+    if (update.created || !missing.empty()) {
+        auto entries = existing;  // kept as they are, in their order; the new ones after them
+        for (auto& entry : make_secrets(missing, existing, cluster)) {
+            entries.push_back(std::move(entry));
+        }
+        const std::string secrets_text = render_secrets_file(cluster.name, entries);
+        // Never a file that changed a secret: read back as storm-roled will, before it replaces the old one.
+        Diagnostics check(secrets_path.string());
+        const auto doc = load_yaml_string(secrets_text, check);
+        for (const auto& [name, value] : entries) {
+            const YAML::Node read = doc ? value_of(*doc, name.c_str()) : YAML::Node();
+            if (!read || !read.IsScalar() || read.Scalar() != value) {
+                throw Error(
+                    Errc::io, secrets_path.string() + ": secret '" + name + "' would not read back as written");
             }
-            out << YAML::Key << name << YAML::Value << random_secret(name == "corosync-authkey" ? 256 : 32);
         }
-        out << YAML::EndMap;
         std::filesystem::create_directories(
             secrets_path.parent_path().empty() ? "." : secrets_path.parent_path());
-        write_file_atomic(
-            secrets_path,
-            "# Shared secrets of cluster " + cluster.name + " (stormctl cluster init). Keep it 0600.\n" +
-                std::string(out.c_str()) + "\n",
-            0600);
+        write_file_atomic(secrets_path, secrets_text, 0600);
+        update.added = std::move(missing);
     }
     write_file_atomic(cluster_yaml, text, 0644);
-    return created;
+    return update;
 }
 
 }  // namespace stormnode::roles

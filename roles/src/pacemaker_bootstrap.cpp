@@ -75,9 +75,8 @@ std::optional<std::string> corosync_authkey(const std::string& secret_hex) {
 std::string replication_passfile(const std::vector<std::string>& hosts, const std::string& password) {
     std::string text;
     for (const auto& host : hosts) {
-        // host:port:database:user:password; "replication" matches replication connections
-        text += passfile_field(host) + ":5432:replication:" + kReplicationRole + ":" +
-                passfile_field(password) + "\n";
+        // host:port:database:user:password; "*": replication connections and pg_rewind's to a database
+        text += passfile_field(host) + ":5432:*:" + kReplicationRole + ":" + passfile_field(password) + "\n";
     }
     return text;
 }
@@ -88,6 +87,20 @@ std::string replication_role_sql(const std::string& password) {
            kReplicationRole + "') THEN CREATE ROLE " + kReplicationRole + "; END IF; ALTER ROLE " +
            kReplicationRole + " WITH REPLICATION LOGIN PASSWORD " + sql_literal(password) +
            "; END $stormnode$\n";
+}
+
+std::string rewind_grants_sql() {
+    // pg_rewind's source functions (PostgreSQL 15's pg_rewind documentation) and CHECKPOINT, so a
+    // just-promoted source records its new timeline before pg_rewind reads it.
+    std::string sql;
+    for (const char* function :
+         {"pg_ls_dir(text, boolean, boolean)",
+          "pg_stat_file(text, boolean)",
+          "pg_read_binary_file(text)",
+          "pg_read_binary_file(text, bigint, bigint, boolean)"}) {
+        sql += std::string("GRANT EXECUTE ON FUNCTION pg_catalog.") + function + " TO " + kReplicationRole + "\n";
+    }
+    return sql + "GRANT pg_checkpoint TO " + kReplicationRole + "\n";
 }
 
 std::optional<std::string> single_user_error(const std::string& output) {

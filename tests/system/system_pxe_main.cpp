@@ -1,7 +1,8 @@
 // Catch2 main for the network-boot tier: exit 77 (skipped) when the machine cannot run it — no qemu,
-// no dnsmasq or ip, no tap devices, not root (network namespaces, bridges).
+// no libvirt, no dnsmasq or ip, no tap devices, not root (network and mount namespaces, bridges).
 #define CATCH_CONFIG_RUNNER
 #include <stormnode/common/subprocess.hpp>
+#include <stormnode/test/libvirt_rig.hpp>
 #include <stormnode/test/qemu_vm.hpp>
 
 #include <catch2/catch.hpp>
@@ -11,8 +12,12 @@
 #include <iostream>
 
 int main(int argc, char** argv) {
-    // The unknown node boots with UEFI (OVMF), the known one with BIOS.
+    // The unknown node boots with UEFI (OVMF), the known ones with BIOS.
     if (const auto why = stormnode::test::qemu_unavailable(stormnode::test::Firmware::uefi)) {
+        std::cout << "SKIP: " << *why << "\n";
+        return 77;
+    }
+    if (const auto why = stormnode::test::PrivateLibvirt::unavailable()) {
         std::cout << "SKIP: " << *why << "\n";
         return 77;
     }

@@ -20,6 +20,8 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
+#include <cstdint>
 #include <set>
 #include <sstream>
 
@@ -44,6 +46,36 @@ void load_sysctl_files(const std::vector<std::filesystem::path>& files) {
         }
     }
 }
+
+// A step that holds the event loop for long (a former PostgreSQL primary's rejoin: pg_rewind, or a
+// base backup of the whole database): systemd's start timeout and watchdog would kill storm-roled in the
+// middle of it, so both are stretched to the step's bound, and the watchdog goes back to the unit's after.
+class LongStep {
+public:
+    explicit LongStep(std::chrono::minutes bound) {
+        std::uint64_t usec = 0;
+        unit_watchdog_usec_ = sd_watchdog_enabled(0, &usec) > 0 ? usec : 0;
+        const auto bound_usec = static_cast<unsigned long long>(
+            std::chrono::duration_cast<std::chrono::microseconds>(bound).count());
+        (void)sd_notifyf(0, "EXTEND_TIMEOUT_USEC=%llu", bound_usec);
+        if (unit_watchdog_usec_ != 0) {
+            (void)sd_notifyf(0, "WATCHDOG=1\nWATCHDOG_USEC=%llu", bound_usec);
+        }
+    }
+    LongStep(const LongStep&) = delete;
+    LongStep& operator=(const LongStep&) = delete;
+    LongStep(LongStep&&) = delete;
+    LongStep& operator=(LongStep&&) = delete;
+    ~LongStep() {
+        if (unit_watchdog_usec_ != 0) {
+            (void)sd_notifyf(
+                0, "WATCHDOG=1\nWATCHDOG_USEC=%llu", static_cast<unsigned long long>(unit_watchdog_usec_));
+        }
+    }
+
+private:
+    std::uint64_t unit_watchdog_usec_ = 0;
+};
 
 bool plan_has_unit(const Plan& plan, const std::string& name) {
     return std::any_of(
@@ -169,11 +201,26 @@ Daemon::Daemon(sd_event* event, sd_bus* bus, DaemonOptions options)
         pacemaker_in_plan_ = plan_has_unit(plan, "pacemaker.service");
         pacemaker_configured_ = false;
         if (pacemaker_in_plan_) {
+            const LongStep rejoin_bound(kPostgresRejoinBound);
             if (const auto start = prepare_pacemaker_start(node_, options_.config_root)) {
                 log::info(
                     std::string("pacemaker: ") + (start->configuring ? "configuring member: " : "member: ") +
                         start->summary,
                     {{"STORMNODE_CLUSTER", node_.cluster_model->name}});
+                if (const auto& rejoin = start->rejoin) {
+                    const bool rejoined = rejoin->method != RejoinMethod::none;
+                    const std::string took = std::to_string(rejoin->took.count());
+                    log::write(
+                        rejoined ? LOG_NOTICE : LOG_INFO,
+                        "postgresql: " + rejoin->decision.reason +
+                            (rejoin->details.empty() ? std::string() : ": " + rejoin->details) +
+                            (rejoined ? " (" + took + " ms)" : std::string()),
+                        {{"STORMNODE_CLUSTER", node_.cluster_model->name},
+                         {"STORMNODE_PG_REJOIN", std::string(to_string(rejoin->method))},
+                         {"STORMNODE_PG_SOURCE", rejoin->decision.source ? rejoin->decision.source->hostname : ""},
+                         {"STORMNODE_PG_REJOIN_MS", took}},
+                        std::source_location::current());
+                }
             }
         }
         if (plan_has_unit(plan, "corosync-qnetd.service")) {
@@ -282,8 +329,17 @@ void Daemon::configure_pacemaker_when_ready() {
         }
         pacemaker_configured_ = true;
     } catch (const std::exception& e) {
-        log::warning("pacemaker: " + describe(e) + "; retrying in 5 s");
-        pacemaker_retry_ = clock_.after(std::chrono::seconds(5), [this] {
+        // Not yet taken in by the DC is the usual first answer (the first DC is elected after
+        // dc-deadtime): not a problem, and looked at again sooner.
+        const auto* error = dynamic_cast<const Error*>(&e);
+        const bool waiting = error != nullptr && error->code() == Errc::timeout;
+        const auto retry = std::chrono::seconds(waiting ? 2 : 5);
+        log::write(
+            waiting ? LOG_INFO : LOG_WARNING,
+            "pacemaker: " + describe(e) + "; retrying in " + std::to_string(retry.count()) + " s",
+            {},
+            std::source_location::current());
+        pacemaker_retry_ = clock_.after(retry, [this] {
             pacemaker_retry_.reset();
             if (supervisor_->state() == RoleState::healthy || supervisor_->state() == RoleState::degraded) {
                 configure_pacemaker_when_ready();

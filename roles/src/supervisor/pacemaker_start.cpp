@@ -89,6 +89,9 @@ std::optional<PacemakerStart> prepare_pacemaker_start(const NodeConfig& node, co
         start.summary += "; qdevice NSS database built";
     }
 
+    // Before the seeding: a former primary made a standby holds standby.signal.
+    start.rejoin = rejoin_postgres_if_needed(node, root);
+
     const fs::path datadir = root / kPostgresDatadir;
     const bool seeded = fs::exists(datadir / kSeededMarker, ec) || fs::exists(datadir / "standby.signal", ec);
     if (!start.configuring || seeded) {
@@ -118,7 +121,7 @@ std::optional<PacemakerStart> prepare_pacemaker_start(const NodeConfig& node, co
              "-D",
              "/etc/postgresql/15/main",
              "postgres"},
-        .stdin_data = replication_role_sql(password),
+        .stdin_data = replication_role_sql(password) + rewind_grants_sql(),
         .timeout = std::chrono::seconds(60)};
     const auto result = run_checked(single, "seeding the replication role");
     if (const auto error = single_user_error(result.out + result.err)) {
@@ -137,6 +140,23 @@ std::optional<std::string> configure_pacemaker(const NodeConfig& node, const fs:
         return std::nullopt;
     }
     const auto timeout = std::chrono::seconds(20);
+    // A datadir that is a standby (a former primary made one at its start, or one PAF started) says the
+    // pair formed before: only a CIB the DC has synced tells whether the resources exist, and one lost
+    // with /var/lib/pacemaker is empty here until then (this node would designate itself the first
+    // primary again). The very first formation (no standby yet) loads at once: the first DC is elected
+    // only after dc-deadtime and keeps the newest CIB.
+    std::error_code ec;
+    const bool formed_before = fs::exists(root / kPostgresDatadir / "standby.signal", ec);
+    Command joined{
+        .argv =
+            {"cibadmin",
+             "--query",
+             "--xpath",
+             "//node_state[@uname='" + node.hostname + "'][@crmd='online'][@join='member']"},
+        .timeout = timeout};
+    if (formed_before && !run(joined).ok()) {
+        throw Error(Errc::timeout, "not yet a member of the cluster's DC (its CIB is not synced here)");
+    }
     // The CIB is the truth: resources there already (loaded before, or by an operator) are left alone.
     Command query{
         .argv = {"cibadmin", "--query", "--xpath", std::string("//primitive[@id='") + kPafResource + "']"},

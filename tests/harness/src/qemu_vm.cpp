@@ -43,9 +43,83 @@ std::optional<std::string> qemu_unavailable(Firmware firmware) {
     return std::nullopt;
 }
 
-QemuVm::QemuVm(QemuOptions options) : options_(std::move(options)) {
+ConsoleText::ConsoleText(std::string name, fs::path log_path)
+    : name_(std::move(name)), log_path_(std::move(log_path)) {}
+
+void ConsoleText::append(std::string_view chunk) {
+    for (const char c : chunk) {
+        if (c != '\r') {
+            text_ += c;
+        }
+    }
+}
+
+std::optional<std::string> ConsoleText::next_match(const std::regex& wanted, const std::string& pattern) {
+    // Whole lines only: a marker split across two reads is still seen.
+    std::size_t end = 0;
+    while ((end = text_.find('\n', scanned_)) != std::string::npos) {
+        std::string line = text_.substr(scanned_, end - scanned_);
+        scanned_ = end + 1;
+        if (std::regex_search(line, wanted)) {
+            return line;
+        }
+        for (const auto marker : kFailureMarkers) {
+            if (line.find(marker) != std::string::npos) {
+                throw BootFailure(
+                    name_ + ": '" + std::string(marker) + "' on the console while waiting for '" + pattern +
+                    "' (" + log_path_.string() + "):\n" + tail());
+            }
+        }
+    }
+    return std::nullopt;
+}
+
+std::string ConsoleText::wait_for(
+    const std::string& pattern,
+    std::chrono::seconds timeout,
+    const std::function<bool(std::chrono::milliseconds)>& read_more) {
+    const std::regex wanted(pattern);
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+        if (auto line = next_match(wanted, pattern)) {
+            return *line;
+        }
+        const auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        if (left <= 0ms) {
+            throw BootFailure(
+                name_ + ": no '" + pattern + "' on the console within " + std::to_string(timeout.count()) +
+                " s (" + log_path_.string() + "):\n" + tail());
+        }
+        if (!read_more(std::min(left, std::chrono::milliseconds(1000)))) {
+            (void)read_more(0ms);  // what it wrote last
+            if (auto line = next_match(wanted, pattern)) {
+                return *line;
+            }
+            throw BootFailure(
+                name_ + ": the VM ended while waiting for '" + pattern + "' (" + log_path_.string() + "):\n" +
+                tail());
+        }
+    }
+}
+
+std::string ConsoleText::tail(std::size_t lines) const {
+    std::size_t pos = text_.size();
+    for (std::size_t i = 0; i <= lines && pos > 0; ++i) {
+        pos = text_.rfind('\n', pos - 1);
+        if (pos == std::string::npos) {
+            pos = 0;
+            break;
+        }
+    }
+    return text_.substr(pos);
+}
+
+QemuVm::QemuVm(QemuOptions options)
+    : options_(std::move(options)),
+      console_(options_.name, options_.work_dir / (options_.name + ".serial.log")) {
     fs::create_directories(options_.work_dir);
-    log_path_ = options_.work_dir / (options_.name + ".serial.log");
+    const auto& log_path = console_.log_path();
     std::vector<std::string> argv{
         "qemu-system-x86_64",
         "-machine",
@@ -120,7 +194,7 @@ QemuVm::QemuVm(QemuOptions options) : options_(std::move(options)) {
              "-append",
              options_.append});
     }
-    std::ofstream(log_path_, std::ios::trunc) << "# " << format_argv(argv) << "\n";
+    std::ofstream(log_path, std::ios::trunc) << "# " << format_argv(argv) << "\n";
     started_ = std::chrono::steady_clock::now();
     qemu_ = std::make_unique<ChildProcess>(ChildCommand{.argv = argv, .pipe_output = true, .die_with_parent = true});
 }
@@ -146,10 +220,9 @@ bool QemuVm::read_some(std::chrono::milliseconds timeout) {
     for (;;) {
         const ssize_t got = ::read(qemu_->output_fd(), buffer.data(), buffer.size());
         if (got > 0) {
-            std::string chunk(buffer.data(), static_cast<std::size_t>(got));
-            chunk.erase(std::remove(chunk.begin(), chunk.end(), '\r'), chunk.end());
-            log_ += chunk;
-            std::ofstream(log_path_, std::ios::app) << chunk;
+            const std::string_view chunk(buffer.data(), static_cast<std::size_t>(got));
+            console_.append(chunk);
+            std::ofstream(console_.log_path(), std::ios::app) << chunk;
             continue;
         }
         if (got == 0) {
@@ -163,58 +236,8 @@ bool QemuVm::read_some(std::chrono::milliseconds timeout) {
     return more || qemu_->running();
 }
 
-std::optional<std::string> QemuVm::failure_in(const std::string& line) const {
-    for (const auto marker : kFailureMarkers) {
-        if (line.find(marker) != std::string::npos) {
-            return std::string(marker);
-        }
-    }
-    return std::nullopt;
-}
-
-std::string QemuVm::log_tail(std::size_t lines) const {
-    std::size_t pos = log_.size();
-    for (std::size_t i = 0; i <= lines && pos > 0; ++i) {
-        pos = log_.rfind('\n', pos - 1);
-        if (pos == std::string::npos) {
-            pos = 0;
-            break;
-        }
-    }
-    return log_.substr(pos);
-}
-
 std::string QemuVm::wait_for(const std::string& pattern, std::chrono::seconds timeout) {
-    const std::regex wanted(pattern);
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    for (;;) {
-        // Whole lines only: a marker split across two reads is still seen.
-        std::size_t end = 0;
-        while ((end = log_.find('\n', scanned_)) != std::string::npos) {
-            const std::string line = log_.substr(scanned_, end - scanned_);
-            scanned_ = end + 1;
-            if (std::regex_search(line, wanted)) {
-                return line;
-            }
-            if (const auto marker = failure_in(line)) {
-                throw BootFailure(
-                    options_.name + ": '" + *marker + "' on the console while waiting for '" + pattern +
-                    "' (" + log_path_.string() + "):\n" + log_tail());
-            }
-        }
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-            deadline - std::chrono::steady_clock::now());
-        if (left <= 0ms) {
-            throw BootFailure(
-                options_.name + ": no '" + pattern + "' on the console within " +
-                std::to_string(timeout.count()) + " s (" + log_path_.string() + "):\n" + log_tail());
-        }
-        if (!read_some(std::min(left, std::chrono::milliseconds(1000)))) {
-            throw BootFailure(
-                options_.name + ": qemu ended while waiting for '" + pattern + "' (" + log_path_.string() +
-                "):\n" + log_tail());
-        }
-    }
+    return console_.wait_for(pattern, timeout, [this](std::chrono::milliseconds limit) { return read_some(limit); });
 }
 
 bool QemuVm::wait_exit(std::chrono::seconds timeout) {

@@ -53,7 +53,10 @@ void copy_tree(const NspawnContainer& c, const fs::path& from, const std::string
 
 RoledNode::RoledNode(RoledOptions options) : options_(std::move(options)) {
     container_ = std::make_unique<NspawnContainer>(ContainerOptions{
-        .rootfs = options_.rootfs, .name = options_.machine_name, .network_namespace = options_.network_namespace});
+        .rootfs = options_.rootfs,
+        .name = options_.machine_name,
+        .binds = options_.binds,
+        .network_namespace = options_.network_namespace});
     bus_ = connect_bus(container_->bus_address());
     node_signals_ = std::make_unique<SignalRecorder>(
         bus_.get(), std::string("type='signal',path='") + kNode1Path + "'");

@@ -1,7 +1,9 @@
 // A real active-passive PostgreSQL pair formed by storm-roled: db1 and db2 (role db, variant
 // active-passive: corosync + corosync-qdevice + pacemaker, PostgreSQL 15 under PAF with a VIP) and q1
 // (role quorum: corosync-qnetd) in three systemd-nspawn containers on a private bridge, sharing one
-// cluster.yaml and its secrets made by `stormctl cluster init`. Issue 8, integration scenario (b).
+// cluster.yaml and its secrets made by `stormctl cluster init`. Issue 8, integration scenario (b). The
+// dead primary then comes back with its datadir (a host directory, its disk) and rejoins as a standby:
+// rewound by storm-roled; then the other way round with its WAL lost, rebuilt by a base backup.
 // Every assertion reads the engines' own truth (corosync-quorumtool, corosync-qdevice-tool,
 // corosync-qnetd-tool, crm_mon --output-as=xml, ip addr, psql through the VIP) or storm-roled's state.
 #define CATCH_CONFIG_RUNNER
@@ -53,8 +55,27 @@ ClusterFiles make_cluster_files() {
          "--member", kDb2.hostname + "," + kDb2.address + ",b,db:active-passive", "--member",
          kQ1.hostname + "," + kQ1.address + ",c,quorum", "--vip", "db=" + kVip});
 }
+// A db member's /var/lib/postgresql (the datadir and the passfile) on the host, starting as the rootfs
+// has it: it outlives the container, as a disk outlives a power cut.
+class PostgresDisk {
+public:
+    PostgresDisk() {
+        const auto copied = stormnode::run(stormnode::Command{
+            .argv = {"cp", "-a", (st::cluster_rootfs().tree / "var/lib/postgresql").string(), path().string()},
+            .timeout = 60s});
+        if (!copied.ok()) {
+            throw stormnode::Error(stormnode::Errc::io, "copying the rootfs's /var/lib/postgresql: " + copied.err);
+        }
+    }
+    [[nodiscard]] std::filesystem::path path() const { return dir_.path() / "postgresql"; }
+
+private:
+    stormnode::TempDir dir_{"stormnode-pgdisk"};
+};
+
+// disk: the db member's /var/lib/postgresql (none for q1).
 st::RoledOptions node_options(
-    const Member& member, const std::filesystem::path& netns, const ClusterFiles& files) {
+    const Member& member, const std::filesystem::path& netns, const ClusterFiles& files, const PostgresDisk* disk) {
     auto o = st::member_options(member, netns, files.cluster_yaml, STORMNODE_ROLED_BINARY, STORMNODE_SOURCE_DIR);
     o.start = false;  // the secrets go in first
     if (member.hostname == kQ1.hostname) {
@@ -64,8 +85,18 @@ st::RoledOptions node_options(
         o.variants = {{"db", "active-passive"}};
         // Containers have no fence device: the one setting that turns fencing off (db/pacemaker.crm).
         o.variables["pacemaker_stonith_enabled"] = "false";
+        o.binds.push_back({.host = disk->path(), .container = "/var/lib/postgresql", .read_only = false});
     }
     return o;
+}
+
+// A member's node booted with the cluster's secrets written before storm-roled starts.
+std::unique_ptr<st::RoledNode> boot_member(
+    const Member& member, const std::filesystem::path& netns, const ClusterFiles& files, const PostgresDisk* disk) {
+    auto node = std::make_unique<st::RoledNode>(node_options(member, netns, files, disk));
+    node->container().write_file(kSecretsFile, files.secrets_yaml, 0600);
+    node->start_roled();
+    return node;
 }
 
 std::string journal_of(st::RoledNode& node, const std::vector<std::string>& units) {
@@ -175,7 +206,10 @@ bool holds_vip(st::RoledNode& node) {
 }
 
 stormnode::ProcessResult psql_as_postgres(
-    st::RoledNode& node, const std::string& database, const std::string& sql) {
+    st::RoledNode& node,
+    const std::string& database,
+    const std::string& sql,
+    std::chrono::seconds timeout = 60s) {
     return node.container().exec(
         {"runuser",
          "-u",
@@ -189,7 +223,25 @@ stormnode::ProcessResult psql_as_postgres(
          "-d",
          database,
          "-c",
-         sql});
+         sql},
+        timeout);
+}
+
+// Both ends of a replication that does not come: what each server says of it.
+std::string replication_diagnostics(st::RoledNode& primary, st::RoledNode& standby) {
+    const auto expanded = [](st::RoledNode& node, const std::string& sql) {
+        const auto result = node.container().exec(
+            {"runuser", "-u", "postgres", "--", "psql", "-X", "-x", "-d", "postgres", "-c", sql});
+        return result.out + result.err;
+    };
+    return "--- " + primary.container().name() + ": pg_stat_replication ---\n" +
+           expanded(primary, "SELECT *, pg_current_wal_lsn() FROM pg_stat_replication") + "--- " +
+           standby.container().name() + ": pg_stat_wal_receiver ---\n" +
+           expanded(standby, "SELECT *, pg_last_wal_replay_lsn() FROM pg_stat_wal_receiver") +
+           standby.container()
+               .exec({"runuser", "-u", "postgres", "--", "/usr/lib/postgresql/15/bin/pg_controldata", "-D",
+                      "/var/lib/postgresql/15/main"})
+               .out;
 }
 
 stormnode::ProcessResult psql_via_vip(st::RoledNode& client, const std::string& sql) {
@@ -269,6 +321,88 @@ std::string corosync_tool(st::RoledNode& node, const std::vector<std::string>& a
     return result.out;
 }
 
+// PAF promotes only a standby the primary's monitor has scored (master-pgsqld > 0, from
+// pg_stat_replication, every 15 s); until then it is -1000 and losing the primary leaves no one to
+// promote. That readiness is what an operator checks before taking a primary down. Returns the score.
+std::string wait_eligible(st::RoledNode& primary, const std::string& standby_name) {
+    const auto deadline = Clock::now() + 90s;
+    std::string score;
+    for (;;) {
+        const auto r = primary.container().exec(
+            {"crm_attribute", "--type", "nodes", "--node", standby_name, "--name", "master-pgsqld", "--query",
+             "--quiet"});
+        score = r.out;
+        while (!score.empty() && (score.back() == '\n' || score.back() == ' ')) {
+            score.pop_back();
+        }
+        if (r.ok() && !score.empty() && score.find_first_not_of("0123456789") == std::string::npos &&
+            std::stol(score) > 0) {
+            return score;
+        }
+        if (Clock::now() > deadline) {
+            FAIL("the primary never scored the standby for promotion: master-pgsqld on " << standby_name << " is '"
+                                                                                          << score << "'");
+        }
+    }
+}
+
+void in_namespace(const std::filesystem::path& netns, const std::vector<std::string>& argv) {
+    std::vector<std::string> command{"nsenter", "--net=" + netns.string()};
+    command.insert(command.end(), argv.begin(), argv.end());
+    const auto result = stormnode::run(stormnode::Command{.argv = command, .timeout = 10s});
+    INFO(stormnode::format_argv(command) << ": " << result.err);
+    REQUIRE(result.ok());
+}
+
+// Pulls the plug: the container dies at once, and its network link goes dark (the test's namespace
+// outlives the container, with the VIP still on its interface).
+void power_off(st::RoledNode& node, const std::filesystem::path& netns) {
+    node.container().kill();
+    in_namespace(netns, {"ip", "link", "set", "host0", "down"});
+}
+
+// Powers a member on again with its disk: the addresses that went with the power (the VIP IPaddr2 had put
+// on its interface) are gone, and its link is back.
+std::unique_ptr<st::RoledNode> power_on(
+    const Member& member, const std::filesystem::path& netns, const ClusterFiles& files, const PostgresDisk& disk) {
+    in_namespace(netns, {"ip", "addr", "del", kVip, "dev", "host0"});
+    in_namespace(netns, {"ip", "link", "set", "host0", "up"});
+    return boot_member(member, netns, files, &disk);
+}
+
+// Until primary streams to standby_name with everything replayed. PostgreSQL 15 cannot wait for a
+// walsender: the primary looks at its own, five times a second for at most 180 s, in one statement
+// (pg_stat_clear_snapshot: pg_stat_replication joins the backends' status, which a transaction
+// otherwise reads once).
+void wait_streaming(st::RoledNode& primary, st::RoledNode& standby, const std::string& standby_name) {
+    const auto waited = psql_as_postgres(
+        primary,
+        "postgres",
+        "DO $$ BEGIN FOR i IN 1..900 LOOP PERFORM pg_stat_clear_snapshot(); EXIT WHEN EXISTS (SELECT FROM "
+        "pg_stat_replication WHERE application_name = '" +
+            standby_name +
+            "' AND state = 'streaming' AND replay_lsn >= pg_current_wal_lsn()); PERFORM pg_sleep(0.2); "
+            "END LOOP; END $$",
+        200s);
+    const auto streaming =
+        psql_as_postgres(primary, "postgres", "SELECT application_name || ' ' || state FROM pg_stat_replication");
+    INFO(
+        waited.err << streaming.err << replication_diagnostics(primary, standby) << "\n--- " << standby_name
+                   << " ---\n"
+                   << cluster_diagnostics(standby));
+    REQUIRE(waited.ok());
+    REQUIRE(streaming.out == standby_name + " streaming\n");
+}
+
+// storm-roled's one record of the rejoin on node, made by method from source; its message.
+std::string rejoin_record(st::RoledNode& node, const std::string& method, const std::string& source) {
+    const auto records = node.journal({"STORMNODE_PG_REJOIN=" + method});
+    INFO(journal_of(node, {"storm-roled.service"}));
+    REQUIRE(records.size() == 1);
+    CHECK(records.front().at("STORMNODE_PG_SOURCE") == source);
+    return records.front().at("MESSAGE");
+}
+
 }  // namespace
 
 TEST_CASE(
@@ -281,6 +415,9 @@ TEST_CASE(
         {kQ1.hostname, network.attach(kQ1.hostname, kQ1.address + "/24")}};
     (void)st::cluster_rootfs();  // built by the rootfs_cluster fixture; unpacking is not part of the figures
     const ClusterFiles files = make_cluster_files();
+    std::map<std::string, std::unique_ptr<PostgresDisk>> disks;
+    disks[kDb1.hostname] = std::make_unique<PostgresDisk>();
+    disks[kDb2.hostname] = std::make_unique<PostgresDisk>();
 
     // The three boot at once: the figure is the pair's start, not three boots in a row.
     const auto start = Clock::now();
@@ -288,12 +425,10 @@ TEST_CASE(
     {
         std::map<std::string, std::future<std::unique_ptr<st::RoledNode>>> booting;
         for (const auto* member : {&kQ1, &kDb1, &kDb2}) {
-            booting[member->hostname] = std::async(std::launch::async, [member, &netns, &files] {
-                auto node =
-                    std::make_unique<st::RoledNode>(node_options(*member, netns.at(member->hostname), files));
-                node->container().write_file(kSecretsFile, files.secrets_yaml, 0600);
-                node->start_roled();
-                return node;
+            const PostgresDisk* disk =
+                disks.contains(member->hostname) ? disks.at(member->hostname).get() : nullptr;
+            booting[member->hostname] = std::async(std::launch::async, [member, &netns, &files, disk] {
+                return boot_member(*member, netns.at(member->hostname), files, disk);
             });
         }
         for (auto& [name, future] : booting) {
@@ -421,45 +556,14 @@ TEST_CASE(
         CHECK(on_standby.out == "before failover\n");
     }
 
-    // PAF promotes only a standby the primary's monitor has scored (master-pgsqld > 0, from
-    // pg_stat_replication, every 15 s); until then it is -1000 and losing the primary leaves no one to
-    // promote. That readiness is what an operator checks before taking a primary down.
     {
-        const auto deadline = Clock::now() + 90s;
-        std::string score;
-        for (;;) {
-            const auto r = primary.container().exec(
-                {"crm_attribute", "--type", "nodes", "--node", standby_name, "--name", "master-pgsqld", "--query",
-                 "--quiet"});
-            score = r.out;
-            while (!score.empty() && (score.back() == '\n' || score.back() == ' ')) {
-                score.pop_back();
-            }
-            if (r.ok() && !score.empty() && score.find_first_not_of("0123456789") == std::string::npos &&
-                std::stol(score) > 0) {
-                break;
-            }
-            if (Clock::now() > deadline) {
-                FAIL("the primary never scored the standby for promotion: master-pgsqld on " << standby_name
-                                                                                              << " is '" << score << "'");
-            }
-        }
-        const std::string eligible = "standby " + standby_name + " eligible for promotion (master-pgsqld " + score + ")";
+        const std::string eligible =
+            "standby " + standby_name + " eligible for promotion (master-pgsqld " + wait_eligible(primary, standby_name) + ")";
         progress(start, eligible.c_str());
     }
 
-    // Power the primary off: its container dies at once, and its network link goes dark (the test's
-    // namespace outlives the container, with the VIP still on its interface).
-    primary.container().kill();
+    power_off(primary, netns.at(primary_name));
     const auto killed = Clock::now();
-    {
-        const auto down = stormnode::run(stormnode::Command{
-            .argv =
-                {"nsenter", "--net=" + netns.at(primary_name).string(), "ip", "link", "set", "host0", "down"},
-            .timeout = 10s});
-        INFO(down.err);
-        REQUIRE(down.ok());
-    }
     write_through_vip(q1, standby, "after failover", 180s);
     const double failover = seconds_since(killed);
 
@@ -491,12 +595,105 @@ TEST_CASE(
     }
     CHECK(wait_word(standby, {"healthy", "degraded", "failed"}, 60s, "the survivor's state") != "failed");
 
+    // The old primary powers on again with the datadir it crashed with: a primary on a timeline the new
+    // one forked off. storm-roled rewinds it into a standby of the new primary before pacemaker starts
+    // there, and PAF starts it as one: it streams from the new primary.
+    const auto rejoin_started = Clock::now();
+    nodes.at(primary_name).reset();  // what nspawn left of the killed container
+    const Member& old_member = primary_name == kDb1.hostname ? kDb1 : kDb2;
+    const Member& survivor_member = primary_name == kDb1.hostname ? kDb2 : kDb1;
+    nodes[primary_name] = power_on(old_member, netns.at(primary_name), files, *disks.at(primary_name));
+    auto& rejoined = *nodes.at(primary_name);
+    progress(start, "old primary booted again");
+    REQUIRE(
+        wait_word(rejoined, {"healthy", "failed"}, 180s, "the old primary to be healthy (rejoined)") == "healthy");
+    wait_streaming(standby, rejoined, primary_name);
+    const double rejoin = seconds_since(rejoin_started);
+    progress(start, "old primary streaming from the new one");
+    {
+        // storm-roled's record of it: rewound from the new primary, no base backup needed
+        std::fprintf(stderr, "storm-roled: %s\n", rejoin_record(rejoined, "pg_rewind", standby_name).c_str());
+        const auto in_recovery = psql_as_postgres(rejoined, "postgres", "SELECT pg_is_in_recovery()");
+        CHECK(in_recovery.out == "t\n");
+        // it replayed the write it missed, made on the new timeline
+        const auto replayed = psql_as_postgres(rejoined, "stormtest", "SELECT node FROM writes ORDER BY id");
+        INFO(replayed.err);
+        CHECK(replayed.out == "before failover\nafter failover\n");
+    }
+    {
+        const auto settle = standby.container().exec({"crm_resource", "--wait", "--timeout=120s"}, 140s);
+        INFO("crm_resource --wait: " << settle.out << settle.err);
+        CHECK(settle.ok());
+        const auto after = crm_resources(standby);
+        INFO("crm_mon after the rejoin:\n" << standby.container().exec({"crm_mon", "-1", "-r"}).out);
+        CHECK(running(after, "pgsqld", "Promoted") == std::vector<std::string>{standby_name});
+        CHECK(running(after, "pgsqld", "Unpromoted") == std::vector<std::string>{primary_name});
+        CHECK_FALSE(holds_vip(rejoined));
+    }
+
+    // The other way round: the rejoined node is promoted when the primary dies, and this time the dying
+    // node's disk loses its WAL (not kept through the power cut): its crash can be neither recovered nor
+    // rewound, and storm-roled replaces its datadir with a base backup of the primary.
+    {
+        const std::string eligible = "rejoined " + primary_name + " eligible for promotion (master-pgsqld " +
+                                     wait_eligible(standby, primary_name) + ")";
+        progress(start, eligible.c_str());
+    }
+    power_off(standby, netns.at(standby_name));
+    const auto killed_again = Clock::now();
+    write_through_vip(q1, rejoined, "after the second failover", 180s);
+    const double failover_again = seconds_since(killed_again);
+    progress(start, "second failover: the rejoined node is the primary");
+    const auto lost_datadir = disks.at(standby_name)->path() / "15/main";
+    for (const auto& entry : std::filesystem::directory_iterator(lost_datadir / "pg_wal")) {
+        if (entry.is_regular_file()) {
+            std::filesystem::remove(entry.path());
+        }
+    }
+    const auto rebuild_started = Clock::now();
+    nodes.at(standby_name).reset();
+    nodes[standby_name] = power_on(survivor_member, netns.at(standby_name), files, *disks.at(standby_name));
+    auto& rebuilt = *nodes.at(standby_name);
+    REQUIRE(
+        wait_word(rebuilt, {"healthy", "failed"}, 180s, "the node that lost its WAL to be healthy (rebuilt)") ==
+        "healthy");
+    wait_streaming(rejoined, rebuilt, standby_name);
+    const double rebuild = seconds_since(rebuild_started);
+    progress(start, "rebuilt node streaming from the primary");
+    {
+        const auto message = rejoin_record(rebuilt, "pg_basebackup", primary_name);
+        std::fprintf(stderr, "storm-roled: %s\n", message.c_str());
+        CHECK_THAT(message, Catch::Contains("crash recovery and pg_rewind failed"));
+        const auto replayed = psql_as_postgres(rebuilt, "stormtest", "SELECT node FROM writes ORDER BY id");
+        INFO(replayed.err);
+        CHECK(replayed.out == "before failover\nafter failover\nafter the second failover\n");
+        // the base backup was exchanged with the datadir, and the old one removed with the scratch directory
+        CHECK_FALSE(std::filesystem::exists(lost_datadir.string() + ".storm-rejoin"));
+        CHECK(
+            rebuilt.container().exec({"stat", "-c", "%a %U", "/var/lib/postgresql/15/main"}).out == "700 postgres\n");
+    }
+
     std::printf("figure: containers start -> VIP answering, write through it: %.1f s\n", to_vip);
     std::printf(
         "figure: primary %s powered off -> VIP answering on %s, write through it: %.1f s\n",
         primary_name.c_str(),
         standby_name.c_str(),
         failover);
+    std::printf(
+        "figure: old primary %s powered on -> streaming from %s (pg_rewind): %.1f s\n",
+        primary_name.c_str(),
+        standby_name.c_str(),
+        rejoin);
+    std::printf(
+        "figure: primary %s powered off -> VIP answering on %s, write through it: %.1f s\n",
+        standby_name.c_str(),
+        primary_name.c_str(),
+        failover_again);
+    std::printf(
+        "figure: %s powered on without its WAL -> streaming from %s (pg_basebackup): %.1f s\n",
+        standby_name.c_str(),
+        primary_name.c_str(),
+        rebuild);
 }
 
 int main(int argc, char* argv[]) {

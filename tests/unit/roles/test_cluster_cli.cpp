@@ -105,3 +105,36 @@ TEST_CASE(
     CHECK_FALSE(fs::exists(other));
     CHECK_FALSE(fs::exists(dir.path() / "two.secrets.yaml"));
 }
+
+TEST_CASE("cluster init on an older secrets file says which secrets it added", "[roles][cli][cluster]") {
+    stormnode::TempDir dir{"stormctl-cluster"};
+    const std::string file = (dir.path() / "pg.yaml").string();
+    const auto secrets = dir.path() / "pg.secrets.yaml";
+    // The active-passive pair's secrets from before qdevice's TLS.
+    stormnode::write_file_atomic(
+        secrets, "corosync-authkey: " + std::string(512, 'f') + "\npostgresql-replication-password: pw\n", 0600);
+    const std::vector<std::string> init{
+        "init",
+        "--name",
+        "pg",
+        "--member",
+        "pg-1,10.0.0.1,a,db:active-passive",
+        "--member",
+        "pg-2,10.0.0.2,b,db:active-passive",
+        "--member",
+        "q-1,10.0.0.3,c,quorum",
+        "-o",
+        file};
+    const auto made = stormctl(init);
+    REQUIRE(made.exit_status == 0);
+    CHECK(contains(
+        made.out,
+        "(kept, added what it lacked: qnetd-ca-cert, qnetd-client-cert, qnetd-client-key, qnetd-server-cert, "
+        "qnetd-server-key; 0600)"));
+    CHECK(contains(stormnode::read_file(secrets), "postgresql-replication-password: pw\n"));
+    CHECK(stormctl({"validate", file}).exit_status == 0);
+
+    const auto again = stormctl(init);
+    CHECK(again.exit_status == 0);
+    CHECK(contains(again.out, "(kept: it already exists)"));
+}

@@ -69,8 +69,8 @@ TEST_CASE("corosync's authkey is the decoded secret, at least knet's 128 bytes",
 TEST_CASE("the replication passfile escapes libpq's separators", "[roles][pacemaker]") {
     CHECK(
         replication_passfile({"10.0.0.10", "10.0.0.1"}, "s3cret") ==
-        "10.0.0.10:5432:replication:replicator:s3cret\n10.0.0.1:5432:replication:replicator:s3cret\n");
-    CHECK(replication_passfile({"h"}, "a:b\\c") == "h:5432:replication:replicator:a\\:b\\\\c\n");
+        "10.0.0.10:5432:*:replicator:s3cret\n10.0.0.1:5432:*:replicator:s3cret\n");
+    CHECK(replication_passfile({"h"}, "a:b\\c") == "h:5432:*:replicator:a\\:b\\\\c\n");
 }
 
 TEST_CASE("the replication role's statement is one line with the password quoted", "[roles][pacemaker]") {

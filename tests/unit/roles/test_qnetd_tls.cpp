@@ -7,6 +7,8 @@
 #include <stormnode/roles/cluster.hpp>
 #include <stormnode/roles/qnetd_tls.hpp>
 
+#include "cluster_fixture.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <filesystem>
@@ -18,8 +20,7 @@ using namespace stormnode::roles;
 namespace {
 
 const Catalog& catalog() {
-    static const Catalog loaded = load_valid_catalog(fs::path(STORMNODE_SOURCE_DIR) / "roles" / "catalog");
-    return loaded;
+    return stormnode::roles::test::real_catalog();
 }
 
 ProcessResult openssl(const std::vector<std::string>& args) {
@@ -100,13 +101,8 @@ TEST_CASE(
     "[roles][qnetd][cluster]") {
     TempDir dir{"stormnode-cluster"};
     const auto file = dir.path() / "cluster.yaml";
-    Cluster cluster;
-    cluster.name = "cloud-pg";
-    cluster.members = {
-        {"pg-1", "10.0.0.1", "a", {"db:active-passive"}},
-        {"pg-2", "10.0.0.2", "b", {"db:active-passive"}},
-        {"q-1", "10.0.0.3", "c", {"quorum"}}};
-    REQUIRE(write_new_cluster(file, cluster, catalog()));
+    const Cluster cluster = stormnode::roles::test::pg_pair_cluster();
+    REQUIRE(write_new_cluster(file, cluster, catalog()).created);
     const auto written = load_cluster(file, &catalog());
     const auto secrets = load_cluster_secrets(written);
     for (const char* name :

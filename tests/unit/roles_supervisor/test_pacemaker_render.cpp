@@ -82,6 +82,7 @@ TEST_CASE("PostgreSQL follows the VIP as its node, as PAF requires", "[pacemaker
         conf, "primary_conninfo = 'host=10.77.0.20 port=5432 user=replicator application_name=pg-2 "));
     CHECK(contains(conf, "recovery_target_timeline = 'latest'\n"));
     CHECK(contains(conf, "listen_addresses = '*'\n"));
+    CHECK(contains(conf, "\nwal_log_hints = on\n"));  // pg_rewind's requirement (a former primary rejoins)
     const auto hba = read_file(dir.path() / "root/etc/postgresql/15/main/pg_hba.conf");
     INFO(hba);
     // never from itself or the VIP, and before the members' rule (first match wins)
@@ -136,8 +137,8 @@ TEST_CASE(
     const auto passfile = dir.path() / "root" / kPostgresPassfile;
     CHECK(
         read_file(passfile) ==
-        "10.77.0.20:5432:replication:replicator:pw\n10.77.0.11:5432:replication:replicator:pw\n"
-        "10.77.0.12:5432:replication:replicator:pw\n");
+        "10.77.0.20:5432:*:replicator:pw\n10.77.0.11:5432:*:replicator:pw\n"
+        "10.77.0.12:5432:*:replicator:pw\n");
     REQUIRE(::stat(passfile.c_str(), &st) == 0);
     CHECK((st.st_mode & 07777) == 0600);
     // Not the configuring member: it loads nothing.

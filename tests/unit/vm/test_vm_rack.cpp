@@ -116,3 +116,50 @@ TEST_CASE("a rack is created and destroyed whole against libvirt's test driver",
     CHECK_FALSE(hypervisor.destroy_network("stormnode-unit"));  // gone with the rack
     CHECK(stormnode::installer::destroy_rack(hypervisor, rack) == 0);  // nothing left: nothing to do
 }
+
+TEST_CASE("a rack defined without starting waits for start_rack, which starts each VM once", "[vm][rack][libvirt]") {
+    if (!stormnode::run({.argv = {"qemu-img", "--version"}}).ok()) {
+        WARN("qemu-img is not installed: the rack's disks cannot be made");
+        return;
+    }
+    stormnode::TempDir dir("vm-rack-start");
+    Hypervisor hypervisor("test:///default");
+    auto rack = stormnode::installer::rack_spec("held", "br-held", "10.10.0.0/24", "10.10.0.1", kNodes, dir.path());
+    stormnode::installer::create_rack(hypervisor, rack, /*start=*/false);
+    for (const auto& vm : rack.nodes) {
+        const auto found = hypervisor.find(vm.name);
+        REQUIRE(found);
+        CHECK_FALSE(found->running);  // pxe serve is not up yet: a VM booted now would find no DHCP server
+    }
+    CHECK(stormnode::installer::start_rack(hypervisor, rack) == 3);
+    for (const auto& vm : rack.nodes) {
+        CHECK(hypervisor.find(vm.name)->running);
+    }
+    CHECK(stormnode::installer::start_rack(hypervisor, rack) == 0);  // running already: left alone
+    CHECK(stormnode::installer::destroy_rack(hypervisor, rack) == 3);
+    CHECK(error_of([&] { (void)hypervisor.start("held-db-1"); }) == stormnode::Errc::not_found);
+}
+
+TEST_CASE("unknown-MAC VMs get MACs no inventory node has, and a rack node can boot with UEFI", "[vm][rack]") {
+    using stormnode::installer::unknown_node_macs;
+    CHECK(unknown_node_macs(0, {}).empty());
+    CHECK(unknown_node_macs(2, {}) == std::vector<std::string>{"52:54:00:fe:00:01", "52:54:00:fe:00:02"});
+    // An inventory that uses the first one (in any case) pushes the unknown VM to the next.
+    CHECK(unknown_node_macs(1, {"52:54:00:FE:00:01"}) == std::vector<std::string>{"52:54:00:fe:00:02"});
+
+    const auto rack = stormnode::installer::rack_spec(
+        "r2", "", "10.10.0.0/24", "10.10.0.1", {{"52:54:00:fe:00:01", "unknown-1", true}}, "/var/lib/vms");
+    REQUIRE(rack.nodes.size() == 1);
+    CHECK(rack.nodes[0].uefi);
+    const auto xml = stormnode::installer::domain_xml(rack.nodes[0]);
+    CHECK(has(xml, "<os firmware='efi'>"));
+    CHECK(has(xml, "<feature enabled='no' name='secure-boot'/>"));
+    CHECK(has(xml, "<rom enabled='no'/>"));  // OVMF's own PXE client, not qemu's iPXE ROM
+    CHECK(xml.find("<boot dev='hd'/>") < xml.find("<boot dev='network'/>"));
+    // BIOS nodes keep the NIC's iPXE ROM: it is their PXE client.
+    CHECK_FALSE(has(stormnode::installer::domain_xml(
+                        stormnode::installer::rack_spec(
+                            "r3", "", "10.10.0.0/24", "10.10.0.1", {{"52:54:00:aa:00:01", "db-1"}}, "/var/lib/vms")
+                            .nodes[0]),
+                    "<rom "));
+}

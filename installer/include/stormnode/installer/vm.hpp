@@ -72,6 +72,11 @@ public:
     // Defines and starts the domain (its files must exist: see prepare_vm_files); a domain that does not
     // start is undefined again. Throws Error(invalid_input) when the name is taken.
     void run(const VmSpec& spec);
+    // Defines it without starting it (a rack waiting for its provisioning server).
+    void define(const VmSpec& spec);
+    // Starts a defined domain; false when it was running already. Throws Error(not_found) for an unknown
+    // name.
+    bool start(const std::string& name);
     [[nodiscard]] std::vector<VmInfo> list();
     [[nodiscard]] std::optional<VmInfo> find(const std::string& name);
     // Powers it off if running, undefines it (with its UEFI variables where the driver knows them) and
@@ -84,6 +89,7 @@ public:
 
 private:
     VmInfo info(virDomainPtr domain);
+    VirDomainHandle lookup(const std::string& name);  // Error(not_found) when there is none
     VirConnectHandle connection_;
     std::string uri_;
 };
@@ -108,7 +114,12 @@ struct RackSpec {
 struct RackNodeEntry {
     std::string mac;
     std::string hostname;
+    bool uefi = false;
 };
+
+// MACs for `vm rack --unknown`: servers the inventory does not list (they get its `discovered` boot).
+// 52:54:00:fe:00:01, :02, ... skipping any MAC in `taken` (any case).
+std::vector<std::string> unknown_node_macs(std::size_t count, const std::vector<std::string>& taken);
 RackSpec rack_spec(
     const std::string& rack,
     const std::string& bridge,
@@ -117,9 +128,14 @@ RackSpec rack_spec(
     const std::vector<RackNodeEntry>& nodes,
     const std::filesystem::path& state_root);
 
-// Creates the network and every domain (disk files first); a failure part-way removes what this call
-// made. Throws Error(invalid_input) when any of them exists already.
-void create_rack(Hypervisor& hypervisor, RackSpec& rack);
+// Creates the network and every domain (disk files first) and starts them unless `start` is false; a
+// failure part-way removes what this call made. Throws Error(invalid_input) when any of them exists
+// already.
+void create_rack(Hypervisor& hypervisor, RackSpec& rack, bool start = true);
+// Starts the rack's domains that are not running (after create_rack without start, once pxe serve is up:
+// a VM that finds no DHCP server on its first boot gives up). Returns how many it started; throws
+// Error(not_found) when a domain of the rack does not exist.
+int start_rack(Hypervisor& hypervisor, const RackSpec& rack);
 // Removes the rack's domains (with their files) and its network; what does not exist is skipped.
 // Returns how many domains it removed.
 int destroy_rack(Hypervisor& hypervisor, const RackSpec& rack);

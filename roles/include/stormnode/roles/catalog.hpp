@@ -76,7 +76,10 @@ struct ClusterNeeds {
     int min_members = 1;
     int recommended_members = 1;
     std::vector<std::string> depends_on;  // other roles this one needs somewhere in the cluster
-    std::vector<std::string> shared_secrets;
+    std::vector<std::string> shared_secrets;  // every member of the role needs them
+    // variants.<name>.cluster.shared_secrets: only the members carrying that variant need them (db's
+    // Galera and PostgreSQL pairs share no secret).
+    std::map<std::string, std::vector<std::string>> variant_secrets;
     bool quorum_member = false;  // leaving the cluster can cost quorum: guard role switches
 };
 
@@ -119,6 +122,9 @@ struct Role {
     // The location of `path` in locations, or where when it is not recorded.
     [[nodiscard]] Diagnostic at(const std::string& path) const;
     [[nodiscard]] std::vector<std::string> variant_names() const;  // sorted
+    // The shared secrets a member carrying variant needs ("": the default variant): the role's and the
+    // variant's, in that order.
+    [[nodiscard]] std::vector<std::string> shared_secrets(const std::string& variant = {}) const;
     // A node may carry it: a role, or a standalone mixin.
     [[nodiscard]] bool placeable() const noexcept { return kind == RoleKind::role || standalone; }
 };

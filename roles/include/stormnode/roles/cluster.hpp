@@ -83,9 +83,16 @@ YAML::Node cluster_template_data(const Cluster& cluster);
 // The YAML text of a cluster.yaml, readable by parse_cluster.
 std::string render_cluster_file(const Cluster& cluster);
 
-// `stormctl cluster init`: writes cluster.yaml (0644) and, unless it already exists, the secrets file
-// it names (0600, one random value per needed secret). An existing secrets file is kept as it is:
-// secrets are generated once. Returns whether the secrets file was created.
-bool write_new_cluster(const std::filesystem::path& cluster_yaml, Cluster cluster, const Catalog& catalog);
+struct SecretsUpdate {
+    bool created = false;            // the secrets file did not exist
+    std::vector<std::string> added;  // the secrets written (every one when created), sorted
+};
+
+// `stormctl cluster init`: writes cluster.yaml (0644) and the secrets file it names (0600, one random
+// value per needed secret, qnetd's TLS material made together). Secrets are generated once: an existing
+// file keeps every value it holds; the needed secrets it lacks (a newer version's) are added and the
+// file rewritten atomically, 0600; with none lacking it is not touched. Throws Error when the file
+// cannot be read as a map of strings, or holds part of the qnetd material only (its CA key is gone).
+SecretsUpdate write_new_cluster(const std::filesystem::path& cluster_yaml, Cluster cluster, const Catalog& catalog);
 
 }  // namespace stormnode::roles

@@ -30,13 +30,17 @@ std::optional<std::string> db_vip_address(const Cluster& cluster);
 // it): the decoded bytes. nullopt when it is not hex or decodes to fewer than 128 bytes (knet's minimum).
 std::optional<std::string> corosync_authkey(const std::string& secret_hex);
 
-// A libpq passfile (~postgres/.pgpass) giving password to the replicator role's replication connections
-// to each host (':' and '\' escaped as libpq wants).
+// A libpq passfile (~postgres/.pgpass) giving password to the replicator role's connections to each
+// host, replication and pg_rewind's (':' and '\' escaped as libpq wants).
 std::string replication_passfile(const std::vector<std::string>& hosts, const std::string& password);
 
 // One line for `postgres --single` (a newline ends a statement there): creates the replicator role
 // unless it exists, and sets its password (a quoted SQL literal).
 std::string replication_role_sql(const std::string& password);
+
+// Lines for `postgres --single`, one statement each: what pg_rewind needs of the replicator role on its
+// source (a former primary rejoins with it, stormnode/roles/postgres_rejoin.hpp) without superuser.
+std::string rewind_grants_sql();
 
 // `postgres --single` reports a failed statement on its output ("ERROR:  ...") and still exits 0: the
 // first such line, or nullopt.

@@ -6,6 +6,7 @@
 
 #include <stormnode/roles/pacemaker_bootstrap.hpp>
 #include <stormnode/roles/supervisor/node_config.hpp>
+#include <stormnode/roles/supervisor/postgres_rejoin.hpp>
 
 #include <filesystem>
 #include <optional>
@@ -23,19 +24,25 @@ inline constexpr const char* kSeededMarker = "stormnode-replication-seeded";
 struct PacemakerStart {
     bool configuring = false;  // this node loads the resources
     std::string summary;       // for the journal
+    // What was found of the local datadir on the running system, and done with it when it was left as
+    // a primary while another member serves as one (stormnode/roles/supervisor/postgres_rejoin.hpp).
+    std::optional<PostgresRejoin> rejoin;
 };
 
 // Writes root/kCorosyncAuthkey (0400 root) and root/kPostgresPassfile (0600 postgres) from the cluster's
-// secrets and, on the configuring member, seeds the replication role into a datadir that has neither
-// the marker nor standby.signal. nullopt when this node is not a db member of cluster.yaml. Throws Error
+// secrets, makes a datadir left as a primary a standby of the member that serves as primary now
+// (rejoin_postgres_if_needed) and, on the configuring member, seeds the replication role into a
+// datadir that has neither the marker nor standby.signal. nullopt when this node is not a db member of cluster.yaml. Throws Error
 // when a secret is missing or a step fails (the role does not start half-configured).
 std::optional<PacemakerStart> prepare_pacemaker_start(
     const NodeConfig& node, const std::filesystem::path& root);
 
 // On the configuring member, with pacemaker up and the partition quorate: unless the CIB already holds
 // the resources, makes this node the first primary (PAF's master score) and loads root/
-// kPacemakerResourcesFile. Returns what was done ("" when nothing was needed); nullopt when this node
-// is not the configuring member. Throws Error when a command fails.
+// kPacemakerResourcesFile. When its datadir is a standby (the pair formed before), only once the DC
+// has taken this node in (its CIB synced). Returns what was done ("" when nothing was needed); nullopt
+// when this node is not the configuring member. Throws Error when a command fails, Errc::timeout when
+// the node is not taken in yet (the caller retries).
 std::optional<std::string> configure_pacemaker(const NodeConfig& node, const std::filesystem::path& root);
 
 }  // namespace stormnode::roles

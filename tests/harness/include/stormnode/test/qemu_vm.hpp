@@ -6,10 +6,12 @@
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <regex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace stormnode::test {
@@ -49,6 +51,31 @@ struct BootFailure : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 
+// A VM's serial console as it arrives, scanned line by line: what QemuVm (qemu's stdio) and DomainConsole
+// (a libvirt domain's log file) wait on.
+class ConsoleText {
+public:
+    ConsoleText(std::string name, std::filesystem::path log_path);
+    void append(std::string_view chunk);  // carriage returns dropped
+    // The next whole line not scanned yet that matches `wanted`; nullopt when none has arrived. Throws
+    // BootFailure when a line before it shows a failed boot (panic, emergency shell, failed install).
+    std::optional<std::string> next_match(const std::regex& wanted, const std::string& pattern);
+    // Waits for a line matching `pattern`: read_more(limit) waits up to `limit` for more text, appends it,
+    // and returns false once the VM has ended. Throws BootFailure with the log's tail.
+    std::string wait_for(
+        const std::string& pattern,
+        std::chrono::seconds timeout,
+        const std::function<bool(std::chrono::milliseconds)>& read_more);
+    [[nodiscard]] std::string tail(std::size_t lines = 40) const;
+    [[nodiscard]] const std::filesystem::path& log_path() const noexcept { return log_path_; }
+
+private:
+    std::string name_;
+    std::filesystem::path log_path_;
+    std::string text_;         // everything read so far
+    std::size_t scanned_ = 0;  // start of the first line not matched yet
+};
+
 class QemuVm {
 public:
     explicit QemuVm(QemuOptions options);
@@ -66,20 +93,17 @@ public:
     // Pulls the plug: SIGKILL, no shutdown.
     void kill();
 
-    [[nodiscard]] const std::filesystem::path& log_path() const noexcept { return log_path_; }
-    [[nodiscard]] std::string log_tail(std::size_t lines = 40) const;
+    [[nodiscard]] const std::filesystem::path& log_path() const noexcept { return console_.log_path(); }
+    [[nodiscard]] std::string log_tail(std::size_t lines = 40) const { return console_.tail(lines); }
     [[nodiscard]] std::chrono::steady_clock::duration uptime() const;
     // qemu's process: its CPU time is the guest's cost on this machine (/proc/PID/stat).
     [[nodiscard]] pid_t pid() const noexcept { return qemu_->pid(); }
 
 private:
     bool read_some(std::chrono::milliseconds timeout);  // false when qemu has ended
-    std::optional<std::string> failure_in(const std::string& line) const;
 
     QemuOptions options_;
-    std::filesystem::path log_path_;
-    std::string log_;          // everything read so far
-    std::size_t scanned_ = 0;  // start of the first line not matched yet
+    ConsoleText console_;
     std::chrono::steady_clock::time_point started_;
     std::unique_ptr<ChildProcess> qemu_;
 };

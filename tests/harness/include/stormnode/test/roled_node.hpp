@@ -40,6 +40,8 @@ struct RoledOptions {
     std::string cluster_yaml;
     std::string machine_name;
     std::filesystem::path network_namespace;
+    // Host directories in the container: state that outlives it (a datadir across a power cut).
+    std::vector<Bind> binds;
 };
 
 // One row of Node1.Units: (unit, active state, check state, restarts).
