@@ -108,25 +108,9 @@ std::optional<PacemakerStart> prepare_pacemaker_start(const NodeConfig& node, co
         start.summary += "; replication role not seeded (not the running system's root)";
         return start;
     }
-    // Single-user mode: the server is not running (Pacemaker has not started it yet), and a statement
-    // that fails is only reported on the output.
-    Command single{
-        .argv =
-            {"runuser",
-             "-u",
-             "postgres",
-             "--",
-             "/usr/lib/postgresql/15/bin/postgres",
-             "--single",
-             "-D",
-             "/etc/postgresql/15/main",
-             "postgres"},
-        .stdin_data = replication_role_sql(password) + rewind_grants_sql(),
-        .timeout = std::chrono::seconds(60)};
-    const auto result = run_checked(single, "seeding the replication role");
-    if (const auto error = single_user_error(result.out + result.err)) {
-        throw Error(Errc::io, "seeding the replication role: " + *error);
-    }
+    // Single-user mode: the server is not running (Pacemaker has not started it yet).
+    run_postgres_single_user(
+        replication_role_sql(password) + rewind_grants_sql(), std::chrono::seconds(60), "seeding the replication role");
     write_file_atomic(
         datadir / kSeededMarker,
         "# storm-roled: the replication role was added before the first start\n",

@@ -122,18 +122,25 @@ std::vector<PeerPostgres> ask_peers(const NodeConfig& node, const std::string& p
     return peers;
 }
 
-// The crash's recovery in single-user mode, ended at once: the datadir is then cleanly shut down.
-void recover_crash(const fs::path& datadir) {
-    auto command =
-        as_postgres({tool("postgres"), "--single", "-D", kConfigDir, "postgres"}, kCrashRecoveryTimeout);
-    command.stdin_data = std::string();
+}  // namespace
+
+void run_postgres_single_user(const std::string& sql, std::chrono::milliseconds timeout, const std::string& what) {
+    auto command = as_postgres({tool("postgres"), "--single", "-D", kConfigDir, "postgres"}, timeout);
+    command.stdin_data = sql;
     const auto result = run(command);
     if (!result.ok()) {
-        throw Error(Errc::io, "recovering the crashed datadir: " + failure(command, result));
+        throw Error(Errc::io, what + ": " + failure(command, result));
     }
     if (const auto error = single_user_error(result.out + result.err)) {
-        throw Error(Errc::io, "recovering the crashed datadir: " + *error);
+        throw Error(Errc::io, what + ": " + *error);
     }
+}
+
+namespace {
+
+// The crash's recovery in single-user mode, ended at once: the datadir is then cleanly shut down.
+void recover_crash(const fs::path& datadir) {
+    run_postgres_single_user("", kCrashRecoveryTimeout, "recovering the crashed datadir");
     const auto control = read_control(datadir);
     if (control.state != "shut down") {
         throw Error(

@@ -1,5 +1,7 @@
 #include "stormnode/test/libvirt_rig.hpp"
 
+#include "stormnode/test/child.hpp"
+
 #include <stormnode/common/error.hpp>
 #include <stormnode/common/subprocess.hpp>
 #include <stormnode/common/temp_dir.hpp>
@@ -43,35 +45,6 @@ void mount_or_throw(const char* source, const fs::path& target, const char* type
     check_errno(::mount(source, target.c_str(), type, flags, data), "mounting " + target.string());
 }
 
-// Blocks until `file` exists, libvirtd ends, or the time is up (inotify on its directory).
-void wait_for_file(const fs::path& file, const ChildProcess& daemon, std::chrono::seconds timeout) {
-    UniqueFd inotify(::inotify_init1(IN_CLOEXEC | IN_NONBLOCK));
-    check_errno(inotify.get(), "inotify_init1");
-    check_errno(
-        ::inotify_add_watch(inotify.get(), file.parent_path().c_str(), IN_CREATE | IN_MOVED_TO),
-        "watching " + file.parent_path().string());
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (!fs::exists(file)) {
-        const auto left =
-            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-        if (left <= 0ms) {
-            throw Error(Errc::timeout, file.string() + " did not appear within " + std::to_string(timeout.count()) + " s");
-        }
-        std::array<pollfd, 2> fds{{{inotify.get(), POLLIN, 0}, {daemon.pidfd(), POLLIN, 0}}};
-        const int ready = ::poll(fds.data(), fds.size(), static_cast<int>(left.count()));
-        if (ready < 0 && errno == EINTR) {
-            continue;
-        }
-        check_errno(ready, "waiting for " + file.string());
-        if ((fds[1].revents & POLLIN) != 0) {
-            throw Error(Errc::io, "libvirtd ended before it made " + file.string());
-        }
-        std::array<char, 4096> events{};
-        while (::read(inotify.get(), events.data(), events.size()) > 0) {
-        }
-    }
-}
-
 }  // namespace
 
 std::optional<std::string> PrivateLibvirt::unavailable() {
@@ -108,13 +81,13 @@ PrivateLibvirt::PrivateLibvirt(const fs::path& work_dir) : work_dir_(work_dir) {
                  (work_dir_ / "virtlogd.pid").string()},
         .output = work_dir_ / "virtlogd.log",
         .die_with_parent = true});
-    wait_for_file("/run/libvirt/virtlogd-sock", *virtlogd_, 60s);
+    wait_for_file("/run/libvirt/virtlogd-sock", *virtlogd_, "virtlogd", std::chrono::steady_clock::now() + 60s);
     // Its own pid file: the machine's libvirtd, if any, holds /run/libvirtd.pid.
     libvirtd_ = std::make_unique<ChildProcess>(ChildCommand{
         .argv = {"libvirtd", "--pid-file", (work_dir_ / "libvirtd.pid").string()},
         .output = work_dir_ / "libvirtd.log",
         .die_with_parent = true});
-    wait_for_file("/run/libvirt/libvirt-sock", *libvirtd_, 120s);
+    wait_for_file("/run/libvirt/libvirt-sock", *libvirtd_, "libvirtd", std::chrono::steady_clock::now() + 120s);
     // A call blocks until the drivers are initialised (qemu's capabilities probed: a minute under TCG).
     run_checked({.argv = {"virsh", "-c", kUri, "version"}, .timeout = 300s});
 }

@@ -1,6 +1,7 @@
 #include "stormnode/test/nspawn_container.hpp"
 
 #include "stormnode/test/bus.hpp"
+#include "stormnode/test/child.hpp"
 
 #include <stormnode/common/error.hpp>
 
@@ -145,29 +146,8 @@ void NspawnContainer::fail(const std::string& what) {
 }
 
 void NspawnContainer::wait_for_bus_socket(std::chrono::steady_clock::time_point deadline) {
-    const fs::path dir = host_dir_->path() / "dbus";
-    UniqueFd inotify(::inotify_init1(IN_CLOEXEC | IN_NONBLOCK));
-    check_errno(inotify.get(), "inotify_init1");
-    check_errno(::inotify_add_watch(inotify.get(), dir.c_str(), IN_CREATE | IN_MOVED_TO), "watching " + dir.string());
     // dbus.socket creates the socket in the bind-mounted directory: an inotify event on the host.
-    while (!fs::exists(dir / kBusSocket)) {
-        std::array<pollfd, 2> fds{{{inotify.get(), POLLIN, 0}, {nspawn_->pidfd(), POLLIN, 0}}};
-        const int ready = ::poll(fds.data(), fds.size(), static_cast<int>(left_until(deadline).count()));
-        if (ready < 0 && errno == EINTR) {
-            continue;
-        }
-        check_errno(ready, "waiting for the container's bus socket");
-        if (ready == 0) {
-            throw Error(Errc::timeout, "the container's system bus socket did not appear in time");
-        }
-        if ((fds[1].revents & POLLIN) != 0) {
-            const auto status = nspawn_->wait(std::chrono::milliseconds(0));
-            throw Error(Errc::io, "systemd-nspawn " + (status ? describe_wait_status(*status) : "ended") + " during boot");
-        }
-        std::array<char, 4096> buffer{};
-        while (::read(inotify.get(), buffer.data(), buffer.size()) > 0) {
-        }
-    }
+    wait_for_file(host_dir_->path() / "dbus" / kBusSocket, *nspawn_, "systemd-nspawn", deadline);
 }
 
 void NspawnContainer::find_leader() {

@@ -40,4 +40,9 @@ std::optional<PostgresRejoin> rejoin_postgres_if_needed(
 
 std::string_view to_string(RejoinMethod method);
 
+// Runs `sql` through PostgreSQL's single-user mode as the postgres user, on Debian's cluster 15/main (the
+// server must not be running). Throws Error naming `what` when it fails or a statement reports an error
+// (single-user mode reports them only on its output).
+void run_postgres_single_user(const std::string& sql, std::chrono::milliseconds timeout, const std::string& what);
+
 }  // namespace stormnode::roles
