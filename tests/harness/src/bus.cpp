@@ -171,6 +171,12 @@ int SignalRecorder::on_message(sd_bus_message* m, void* userdata, sd_bus_error* 
     return 0;
 }
 
+void SignalRecorder::clear() {
+    while (check_r(sd_bus_process(bus_, nullptr), "processing the bus", Errc::dbus) > 0) {
+    }
+    queue_.clear();
+}
+
 Signal SignalRecorder::wait_for(
     const std::function<bool(const Signal&)>& pred, std::chrono::milliseconds timeout, const std::string& what) {
     std::optional<Signal> found;

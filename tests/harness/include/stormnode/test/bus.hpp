@@ -63,7 +63,9 @@ public:
     Signal wait_for(
         const std::function<bool(const Signal&)>& pred, std::chrono::milliseconds timeout,
         const std::string& what);
-    void clear() { queue_.clear(); }
+    // Forgets every signal received so far, including those a method call read off the socket but
+    // nobody dispatched yet: a Get that saw a new State leaves the signals sent before it pending.
+    void clear();
     [[nodiscard]] std::size_t pending() const noexcept { return queue_.size(); }
 
 private:
