@@ -132,6 +132,8 @@ Supervisor::~Supervisor() {
 void Supervisor::apply(Plan plan) {
     const std::uint64_t generation = ++generation_;
     tier_deadline_.reset();
+    settle_deadline_.reset();
+    settle_waived_ = false;
 
     std::set<std::string> wanted;
     for (const auto& unit : plan.body.units) {
@@ -678,6 +680,30 @@ bool Supervisor::tier_ready(std::size_t tier, std::string* why, std::string* uni
     return true;
 }
 
+// Optional (degraded_if_down) units have settled once each is up with every check passed once, or down
+// (then the role is degraded, and says why).
+bool Supervisor::optional_units_settled() const {
+    for (const auto& [name, tracked] : units_) {
+        const auto& t = *tracked;
+        if (t.required || !t.supervised) {
+            continue;
+        }
+        if (t.phase == Tracked::Phase::starting) {
+            return false;
+        }
+        const auto* state = systemd_.unit_state(name);
+        if (t.phase != Tracked::Phase::running || state == nullptr || state->active_state != "active") {
+            continue;
+        }
+        if (std::any_of(t.checks.begin(), t.checks.end(), [](const CheckRun& c) {
+                return !c.check.degrade_only && !c.ever_passed;
+            })) {
+            return false;
+        }
+    }
+    return true;
+}
+
 void Supervisor::evaluate() {
     if (state_ == RoleState::failed) {
         return;
@@ -686,6 +712,25 @@ void Supervisor::evaluate() {
         while (starting_ && tier_ready(current_tier_, nullptr)) {
             tier_deadline_.reset();
             if (current_tier_ + 1 >= tiers_.size()) {
+                // The required units are up; optional ones still coming up keep the role "starting"
+                // (a start would otherwise announce "degraded" for a unit that is merely starting),
+                // for at most a tier deadline.
+                if (!settle_waived_ && !optional_units_settled()) {
+                    if (settle_deadline_ == nullptr) {
+                        std::weak_ptr<int> alive = alive_;
+                        const auto generation = generation_;
+                        settle_deadline_ = clock_.after(options_.tier_deadline, [this, alive, generation] {
+                            if (alive.expired() || generation != generation_ || !starting_) {
+                                return;
+                            }
+                            settle_waived_ = true;
+                            evaluate();
+                            units_changed();
+                        });
+                    }
+                    break;
+                }
+                settle_deadline_.reset();
                 starting_ = false;
                 break;
             }
@@ -750,6 +795,7 @@ void Supervisor::evaluate() {
 void Supervisor::fail(const std::string& reason, const std::string& unit) {
     starting_ = false;
     tier_deadline_.reset();
+    settle_deadline_.reset();
     for (auto& [name, tracked] : units_) {
         tracked->restart_timer.reset();
         if (tracked->phase == Tracked::Phase::waiting) {

@@ -120,6 +120,12 @@ TEST_CASE("(a) the test role comes up healthy, tier by tier", "[roles][integrati
     const auto healthy = node.journal({"MESSAGE_ID=79e80d9d7df24d21be38309c7d8cdfb5"});
     REQUIRE_FALSE(healthy.empty());
     CHECK(healthy.back().at("STORMNODE_ROLE") == "testsvc");
+    // On the way up it said "starting", then "healthy": no "degraded" warning for testsvc-worker (an
+    // optional unit) while it was still coming up.
+    const auto milestones = node.journal({"MESSAGE_ID=79e80d9d7df24d21be38309c7d8cdfb5", "MESSAGE_ID=208446a13b5040008a69dc14637e56fb"});
+    REQUIRE_FALSE(milestones.empty());
+    INFO(milestones.front().at("MESSAGE"));
+    CHECK(milestones.front().at("MESSAGE_ID") == "79e80d9d7df24d21be38309c7d8cdfb5");
 }
 
 TEST_CASE("(a) the real quorum role's corosync-qnetd comes up healthy", "[roles][integration]") {
@@ -168,6 +174,25 @@ TEST_CASE("(b) a SIGKILLed unit is seen, restarted, and the role goes degraded t
     CHECK(degraded.front().at("MESSAGE").find("testsvc-worker.service") != std::string::npos);
     REQUIRE(degraded.front().count("STORMNODE_UNIT") == 1);
     CHECK(degraded.front().at("STORMNODE_UNIT") == "testsvc-worker.service");
+}
+
+TEST_CASE("(a) an optional unit still warming up keeps the role starting, then it is healthy, never degraded", "[roles][integration]") {
+    // testsvc-slow (degraded-if-down) listens 2 s after its start, beside testsvc-api (required), which
+    // answers at once: the required units are all up well before it.
+    st::RoledNode node(options({"testsvc"}, {"slowoptional"}));
+    const auto state = node.wait_for_state([](const std::string& s) { return state_word(s) != "starting"; }, 60s, "the role to settle");
+    CHECK(state == "healthy");
+    const auto* slow = find_row(node.units(), "testsvc-slow.service");
+    REQUIRE(slow != nullptr);
+    CHECK(slow->check_state == "passing");
+    const auto milestones = node.journal({"MESSAGE_ID=79e80d9d7df24d21be38309c7d8cdfb5", "MESSAGE_ID=208446a13b5040008a69dc14637e56fb"});
+    REQUIRE_FALSE(milestones.empty());
+    INFO(milestones.front().at("MESSAGE"));
+    CHECK(milestones.front().at("MESSAGE_ID") == "79e80d9d7df24d21be38309c7d8cdfb5");
+    // "healthy" came once it listened; testsvc-api, started with it, was up long before.
+    const auto slow_listening_us = std::stoull(node.container().exec_checked({"cat", "/run/testsvc/slow.listening"}).out) / 1000;
+    CHECK(std::stoull(milestones.front().at("__REALTIME_TIMESTAMP")) >= slow_listening_us);
+    CHECK(usec_property(node, "testsvc-api.service", "InactiveExitTimestamp") + 1'000'000 < slow_listening_us);
 }
 
 TEST_CASE("(a) a unit skipped by a failed Condition is not applicable and the role is healthy", "[roles][integration]") {

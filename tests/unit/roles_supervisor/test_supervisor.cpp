@@ -239,6 +239,61 @@ TEST_CASE("a degraded-if-down unit that gives up leaves the role degraded, not f
     CHECK(s.state() == RoleState::failed);
 }
 
+TEST_CASE("an optional unit still coming up keeps the role starting, then it is healthy, never degraded", "[supervisor][unit]") {
+    Fixture f;
+    auto& s = f.make();
+    f.prober.healthy["8041"] = false;  // the agent takes a while to listen
+    auto plan = plan_of("compute", {unit("nova-compute.service", 8774), unit("ceilometer-agent-compute.service", 8041)},
+                        {{"nova-compute.service"}, {"ceilometer-agent-compute.service"}});
+    plan.body.required = {"nova-compute.service"};
+    plan.body.degraded_if_down = {"ceilometer-agent-compute.service"};
+    s.apply(plan);
+    f.clock.advance(15s);
+    CHECK(f.called("start ceilometer-agent-compute.service"));
+    CHECK(s.state() == RoleState::starting);
+    f.prober.healthy["8041"] = true;
+    f.clock.advance(10s);
+    CHECK(s.state() == RoleState::healthy);
+    CHECK(f.recorder.states == std::vector<std::string>{"starting", "healthy"});
+}
+
+TEST_CASE("an optional unit whose check never passes leaves the role degraded at the deadline, not failed", "[supervisor][unit]") {
+    Fixture f;
+    auto& s = f.make();
+    f.prober.healthy["8041"] = false;
+    auto plan = plan_of("compute", {unit("nova-compute.service", 8774), unit("ceilometer-agent-compute.service", 8041)},
+                        {{"nova-compute.service", "ceilometer-agent-compute.service"}});
+    plan.body.required = {"nova-compute.service"};
+    plan.body.degraded_if_down = {"ceilometer-agent-compute.service"};
+    s.apply(plan);
+    f.clock.advance(29s);
+    CHECK(s.state() == RoleState::starting);
+    f.clock.advance(2s);
+    REQUIRE(s.state() == RoleState::degraded);
+    CHECK(s.reason() == "ceilometer-agent-compute.service: check tcp 127.0.0.1:8041 pending (connection refused)");
+    f.prober.healthy["8041"] = true;
+    f.clock.advance(10s);
+    CHECK(s.state() == RoleState::healthy);
+    CHECK(f.recorder.states == std::vector<std::string>{
+        "starting", "degraded: ceilometer-agent-compute.service: check tcp 127.0.0.1:8041 pending (connection refused)",
+        "healthy"});
+}
+
+TEST_CASE("an optional unit that dies while starting makes the role degraded at once", "[supervisor][unit]") {
+    Fixture f;
+    f.options.max_failures = 1;
+    auto& s = f.make();
+    f.systemd.script["ceilometer-agent-compute.service"] = JobResult::failed;
+    auto plan = plan_of("compute", {unit("nova-compute.service", 8774), unit("ceilometer-agent-compute.service", 8041)},
+                        {{"nova-compute.service", "ceilometer-agent-compute.service"}});
+    plan.body.required = {"nova-compute.service"};
+    plan.body.degraded_if_down = {"ceilometer-agent-compute.service"};
+    s.apply(plan);
+    f.clock.advance(1s);
+    CHECK(s.state() == RoleState::degraded);
+    CHECK(s.reason().rfind("ceilometer-agent-compute.service: ", 0) == 0);
+}
+
 TEST_CASE("a unit systemd does not know fails the role at once", "[supervisor][unit]") {
     Fixture f;
     auto& s = f.make();

@@ -133,6 +133,7 @@ private:
     void tier_job_done(std::uint64_t generation, const std::string& unit, const JobOutcome& outcome);
     void evaluate();
     [[nodiscard]] bool tier_ready(std::size_t tier, std::string* why, std::string* unit = nullptr) const;
+    [[nodiscard]] bool optional_units_settled() const;
     void unit_down(Tracked& t, const std::string& reason);
     void schedule_restart(Tracked& t);
     void begin_checks(Tracked& t);
@@ -165,6 +166,9 @@ private:
     std::size_t current_tier_ = 0;
     bool starting_ = false;
     std::unique_ptr<Clock::Timer> tier_deadline_;
+    // After the last tier: how long optional units may take to pass their first check.
+    std::unique_ptr<Clock::Timer> settle_deadline_;
+    bool settle_waived_ = false;
     std::unique_ptr<Switch> switch_;
     std::unique_ptr<TransactionLog> transactions_;   // null without a state_dir
     RoleState state_ = RoleState::stopped;
