@@ -88,10 +88,13 @@ TEST_CASE("storm-console with no storm-roled on the bus stays up and follows Nod
     const Console console(
         dir.path(), console_command(bus.address(), node_root(dir.path())), 120, 40, Console::Capture::transcript);
 
-    auto screen = console.wait_for_text("storm-roled is not running");
+    // The menu is drawn after the text: waiting for both sees a whole screen, not one half-drawn.
+    auto screen = console.wait_for(
+        [](const std::string& s) { return contains(s, "storm-roled is not running") && contains(s, "Choose a role"); },
+        30s,
+        "the status saying storm-roled is not running, with the menu (the console did not exit)");
     CHECK(contains(screen, "Host: livehost"));
     CHECK(contains(screen, "Image:"));
-    CHECK(contains(screen, "Choose a role"));  // the menu is there: the console did not exit
     CHECK(console.dead_status() == "0::\n");
 
     {

@@ -126,7 +126,9 @@ TEST_CASE(
     // The status screen lists the role's units, as storm-roled reports them.
     auto screen = console.wait_for(
         [](const std::string& s) {
-            return contains(s, "Roles: testsvc   State: healthy") && contains(s, "testsvc-api.service");
+            // "Switch role" (the menu) is drawn after the text: the status is whole.
+            return contains(s, "Roles: testsvc   State: healthy") && contains(s, "testsvc-api.service") &&
+                   contains(s, "Switch role");
         },
         30s,
         "the status screen with testsvc healthy");
@@ -139,7 +141,11 @@ TEST_CASE(
     console.wait_for_text("Space marks a role");
     pick_roles(console, names, {"testsvc"}, {"testbad"});
     console.keys({"F12"});
-    screen = console.wait_for_text("Units that start:");
+    // The text's last line: the whole list is drawn.
+    screen = console.wait_for(
+        [](const std::string& s) { return contains(s, "Units that start:") && contains(s, "the old ones are restored"); },
+        30s,
+        "the switch's unit list");
     CHECK(contains(screen, "testsvc-bad.service"));
     CHECK(contains(screen, "testsvc-api.service"));  // among the units that stop
     console.keys({"F12"});
@@ -154,14 +160,18 @@ TEST_CASE(
     // The right password: the switch to the role that cannot start rolls back by itself, and says why.
     console.type(kPassword);
     console.keys({"Enter"});
-    screen = console.wait_for_text("rolled back to testsvc", 120s);
+    screen = console.wait_for(
+        [](const std::string& s) { return contains(s, "rolled back to testsvc") && contains(s, "testsvc-bad.service"); },
+        120s,
+        "the switch rolled back, and why");
     INFO(node.diagnostics());
     CHECK(contains(screen, "did not come up"));
     CHECK(contains(screen, "testsvc-bad.service"));  // why
     console.keys({"Enter"});
     screen = console.wait_for(
         [](const std::string& s) {
-            return contains(s, "Roles: testsvc   State: healthy") && contains(s, "testsvc-api.service");
+            return contains(s, "Roles: testsvc   State: healthy") && contains(s, "testsvc-api.service") &&
+                   contains(s, "Switch role");
         },
         60s,
         "the status with testsvc healthy again");
@@ -182,7 +192,8 @@ TEST_CASE(
     console.keys({"Enter"});
     screen = console.wait_for(
         [](const std::string& s) {
-            return contains(s, "Roles: quorum   State: healthy") && contains(s, "corosync-qnetd.service");
+            return contains(s, "Roles: quorum   State: healthy") && contains(s, "corosync-qnetd.service") &&
+                   contains(s, "Switch role");
         },
         60s,
         "the status with quorum healthy");
