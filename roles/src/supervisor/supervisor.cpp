@@ -704,6 +704,27 @@ bool Supervisor::optional_units_settled() const {
     return true;
 }
 
+// The required units are up; optional ones still coming up keep the role "starting" (a start would
+// otherwise announce "degraded" for a unit that is merely starting), for at most a tier deadline.
+bool Supervisor::waiting_for_optional_units() {
+    if (settle_waived_ || optional_units_settled()) {
+        settle_deadline_.reset();
+        return false;
+    }
+    if (settle_deadline_ == nullptr) {
+        std::weak_ptr<int> alive = alive_;
+        settle_deadline_ = clock_.after(options_.tier_deadline, [this, alive, generation = generation_] {
+            if (alive.expired() || generation != generation_ || !starting_) {
+                return;
+            }
+            settle_waived_ = true;
+            evaluate();
+            units_changed();
+        });
+    }
+    return true;
+}
+
 void Supervisor::evaluate() {
     if (state_ == RoleState::failed) {
         return;
@@ -712,26 +733,9 @@ void Supervisor::evaluate() {
         while (starting_ && tier_ready(current_tier_, nullptr)) {
             tier_deadline_.reset();
             if (current_tier_ + 1 >= tiers_.size()) {
-                // The required units are up; optional ones still coming up keep the role "starting"
-                // (a start would otherwise announce "degraded" for a unit that is merely starting),
-                // for at most a tier deadline.
-                if (!settle_waived_ && !optional_units_settled()) {
-                    if (settle_deadline_ == nullptr) {
-                        std::weak_ptr<int> alive = alive_;
-                        const auto generation = generation_;
-                        settle_deadline_ = clock_.after(options_.tier_deadline, [this, alive, generation] {
-                            if (alive.expired() || generation != generation_ || !starting_) {
-                                return;
-                            }
-                            settle_waived_ = true;
-                            evaluate();
-                            units_changed();
-                        });
-                    }
-                    break;
+                if (!waiting_for_optional_units()) {
+                    starting_ = false;
                 }
-                settle_deadline_.reset();
-                starting_ = false;
                 break;
             }
             start_tier(generation_, current_tier_ + 1);

@@ -81,6 +81,14 @@ const st::UnitRow* find_row(const std::vector<st::UnitRow>& rows, const std::str
     return it == rows.end() ? nullptr : &*it;
 }
 
+constexpr const char* kHealthyMessageId = "79e80d9d7df24d21be38309c7d8cdfb5";
+constexpr const char* kDegradedMessageId = "208446a13b5040008a69dc14637e56fb";
+
+// The role's "healthy" and "degraded" journal messages, oldest first.
+std::vector<st::JournalEntry> healthy_or_degraded_messages(st::RoledNode& node) {
+    return node.journal({std::string("MESSAGE_ID=") + kHealthyMessageId, std::string("MESSAGE_ID=") + kDegradedMessageId});
+}
+
 std::uint64_t usec_property(st::RoledNode& node, const std::string& unit, const std::string& property) {
     return std::stoull(node.unit_property(unit, property));
 }
@@ -117,15 +125,15 @@ TEST_CASE("(a) the test role comes up healthy, tier by tier", "[roles][integrati
     CHECK(usec_property(node, "testsvc-db.service", "InactiveExitTimestamp") < listening_us);
 
     // The milestone is in the journal with its fixed MESSAGE_ID and the role's field.
-    const auto healthy = node.journal({"MESSAGE_ID=79e80d9d7df24d21be38309c7d8cdfb5"});
+    const auto healthy = node.journal({std::string("MESSAGE_ID=") + kHealthyMessageId});
     REQUIRE_FALSE(healthy.empty());
     CHECK(healthy.back().at("STORMNODE_ROLE") == "testsvc");
     // On the way up it said "starting", then "healthy": no "degraded" warning for testsvc-worker (an
     // optional unit) while it was still coming up.
-    const auto milestones = node.journal({"MESSAGE_ID=79e80d9d7df24d21be38309c7d8cdfb5", "MESSAGE_ID=208446a13b5040008a69dc14637e56fb"});
+    const auto milestones = healthy_or_degraded_messages(node);
     REQUIRE_FALSE(milestones.empty());
     INFO(milestones.front().at("MESSAGE"));
-    CHECK(milestones.front().at("MESSAGE_ID") == "79e80d9d7df24d21be38309c7d8cdfb5");
+    CHECK(milestones.front().at("MESSAGE_ID") == kHealthyMessageId);
 }
 
 TEST_CASE("(a) the real quorum role's corosync-qnetd comes up healthy", "[roles][integration]") {
@@ -169,7 +177,7 @@ TEST_CASE("(b) a SIGKILLed unit is seen, restarted, and the role goes degraded t
     CHECK(row->restarts == restarts_before + 1);
     // The other units were left alone.
     CHECK(node.unit_property("testsvc-db.service", "NRestarts") == "0");
-    const auto degraded = node.journal({"MESSAGE_ID=208446a13b5040008a69dc14637e56fb", "STORMNODE_ROLE=testsvc"});
+    const auto degraded = node.journal({std::string("MESSAGE_ID=") + kDegradedMessageId, "STORMNODE_ROLE=testsvc"});
     REQUIRE_FALSE(degraded.empty());
     CHECK(degraded.front().at("MESSAGE").find("testsvc-worker.service") != std::string::npos);
     REQUIRE(degraded.front().count("STORMNODE_UNIT") == 1);
@@ -185,10 +193,10 @@ TEST_CASE("(a) an optional unit still warming up keeps the role starting, then i
     const auto* slow = find_row(node.units(), "testsvc-slow.service");
     REQUIRE(slow != nullptr);
     CHECK(slow->check_state == "passing");
-    const auto milestones = node.journal({"MESSAGE_ID=79e80d9d7df24d21be38309c7d8cdfb5", "MESSAGE_ID=208446a13b5040008a69dc14637e56fb"});
+    const auto milestones = healthy_or_degraded_messages(node);
     REQUIRE_FALSE(milestones.empty());
     INFO(milestones.front().at("MESSAGE"));
-    CHECK(milestones.front().at("MESSAGE_ID") == "79e80d9d7df24d21be38309c7d8cdfb5");
+    CHECK(milestones.front().at("MESSAGE_ID") == kHealthyMessageId);
     // "healthy" came once it listened; testsvc-api, started with it, was up long before.
     const auto slow_listening_us = std::stoull(node.container().exec_checked({"cat", "/run/testsvc/slow.listening"}).out) / 1000;
     CHECK(std::stoull(milestones.front().at("__REALTIME_TIMESTAMP")) >= slow_listening_us);

@@ -37,6 +37,20 @@ Plan plan_of(const std::string& role, std::vector<Unit> units, std::vector<std::
     return plan;
 }
 
+// nova-compute (required, tcp 8774) and ceilometer's agent (degraded-if-down, tcp 8041), the agent in
+// a tier after nova's or beside it.
+enum class AgentTier { own, shared };
+Plan compute_with_agent(AgentTier tier) {
+    const std::string nova = "nova-compute.service";
+    const std::string agent = "ceilometer-agent-compute.service";
+    auto plan = plan_of("compute", {unit(nova, 8774), unit(agent, 8041)},
+                        tier == AgentTier::own ? std::vector<std::vector<std::string>>{{nova}, {agent}}
+                                               : std::vector<std::vector<std::string>>{{nova, agent}});
+    plan.body.required = {nova};
+    plan.body.degraded_if_down = {agent};
+    return plan;
+}
+
 struct Recorder final : SupervisorObserver {
     std::vector<std::string> states;
     std::vector<std::string> events;
@@ -243,11 +257,7 @@ TEST_CASE("an optional unit still coming up keeps the role starting, then it is 
     Fixture f;
     auto& s = f.make();
     f.prober.healthy["8041"] = false;  // the agent takes a while to listen
-    auto plan = plan_of("compute", {unit("nova-compute.service", 8774), unit("ceilometer-agent-compute.service", 8041)},
-                        {{"nova-compute.service"}, {"ceilometer-agent-compute.service"}});
-    plan.body.required = {"nova-compute.service"};
-    plan.body.degraded_if_down = {"ceilometer-agent-compute.service"};
-    s.apply(plan);
+    s.apply(compute_with_agent(AgentTier::own));
     f.clock.advance(15s);
     CHECK(f.called("start ceilometer-agent-compute.service"));
     CHECK(s.state() == RoleState::starting);
@@ -261,11 +271,7 @@ TEST_CASE("an optional unit whose check never passes leaves the role degraded at
     Fixture f;
     auto& s = f.make();
     f.prober.healthy["8041"] = false;
-    auto plan = plan_of("compute", {unit("nova-compute.service", 8774), unit("ceilometer-agent-compute.service", 8041)},
-                        {{"nova-compute.service", "ceilometer-agent-compute.service"}});
-    plan.body.required = {"nova-compute.service"};
-    plan.body.degraded_if_down = {"ceilometer-agent-compute.service"};
-    s.apply(plan);
+    s.apply(compute_with_agent(AgentTier::shared));
     f.clock.advance(29s);
     CHECK(s.state() == RoleState::starting);
     f.clock.advance(2s);
@@ -284,11 +290,7 @@ TEST_CASE("an optional unit that dies while starting makes the role degraded at 
     f.options.max_failures = 1;
     auto& s = f.make();
     f.systemd.script["ceilometer-agent-compute.service"] = JobResult::failed;
-    auto plan = plan_of("compute", {unit("nova-compute.service", 8774), unit("ceilometer-agent-compute.service", 8041)},
-                        {{"nova-compute.service", "ceilometer-agent-compute.service"}});
-    plan.body.required = {"nova-compute.service"};
-    plan.body.degraded_if_down = {"ceilometer-agent-compute.service"};
-    s.apply(plan);
+    s.apply(compute_with_agent(AgentTier::shared));
     f.clock.advance(1s);
     CHECK(s.state() == RoleState::degraded);
     CHECK(s.reason().rfind("ceilometer-agent-compute.service: ", 0) == 0);

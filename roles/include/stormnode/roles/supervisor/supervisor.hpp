@@ -134,6 +134,7 @@ private:
     void evaluate();
     [[nodiscard]] bool tier_ready(std::size_t tier, std::string* why, std::string* unit = nullptr) const;
     [[nodiscard]] bool optional_units_settled() const;
+    [[nodiscard]] bool waiting_for_optional_units();
     void unit_down(Tracked& t, const std::string& reason);
     void schedule_restart(Tracked& t);
     void begin_checks(Tracked& t);
