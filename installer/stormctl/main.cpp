@@ -3,10 +3,11 @@
 #include <stormnode/common/log.hpp>
 #include <stormnode/image/cli.hpp>
 #include <stormnode/installer/cli.hpp>
-#include <stormnode/installer/vm_cli.hpp>
+#include <stormnode/vm/cli.hpp>
 #include <stormnode/iso/cli.hpp>
-#include <stormnode/iso/pxe_cli.hpp>
-#include <stormnode/roles/cli.hpp>
+#include <stormnode/pxe/cli.hpp>
+#include <stormnode/catalog/cli.hpp>
+#include <stormnode/cluster/cli.hpp>
 
 #include <CLI/CLI.hpp>
 

@@ -10,7 +10,7 @@
 #include <stormnode/common/temp_dir.hpp>
 #include <stormnode/image/pull.hpp>
 #include <stormnode/image/repo.hpp>
-#include <stormnode/iso/pxe_http.hpp>
+#include <stormnode/pxe/pxe_http.hpp>
 
 #include <catch2/catch.hpp>
 #include <fcntl.h>

@@ -4,7 +4,7 @@
 #include <stormnode/common/error.hpp>
 #include <stormnode/common/subprocess.hpp>
 #include <stormnode/common/temp_dir.hpp>
-#include <stormnode/roles/supervisor/sd_event_loop.hpp>
+#include <stormnode/supervisor/sd_event_loop.hpp>
 
 #include <chrono>
 #include <functional>

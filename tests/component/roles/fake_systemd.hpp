@@ -2,7 +2,7 @@
 // unit files, Reload) and of the Unit/Service objects for storm-roled's sd-bus client.
 #pragma once
 
-#include <stormnode/roles/supervisor/sd_event_loop.hpp>
+#include <stormnode/supervisor/sd_event_loop.hpp>
 
 #include <cstdint>
 #include <map>

@@ -10,7 +10,7 @@ namespace stormnode::roles::testing {
 
 inline void write_test_catalog(const std::filesystem::path& dir) {
     std::filesystem::create_directories(dir / "catalog");
-    std::filesystem::create_directories(dir / "templates" / "alpha");
+    std::filesystem::create_directories(dir / "catalog" / "templates" / "alpha");
     write_file_atomic(dir / "catalog" / "alpha.yaml", R"(name: alpha
 kind: role
 description: Test role with two tiers.
@@ -61,7 +61,7 @@ tiers:
 healthy_when:
   required: [broken.service]
 )");
-    write_file_atomic(dir / "templates" / "alpha" / "alpha.conf.mustache", "host={{hostname}} zone={{zone}}\n");
+    write_file_atomic(dir / "catalog" / "templates" / "alpha" / "alpha.conf.mustache", "host={{hostname}} zone={{zone}}\n");
     write_file_atomic(dir / "node.yaml", "roles: [alpha]\nhostname: node7\nzone: z1\n");
 }
 

@@ -5,7 +5,7 @@
 #include "test_catalog.hpp"
 
 #include <stormnode/common/temp_dir.hpp>
-#include <stormnode/roles/supervisor/daemon.hpp>
+#include <stormnode/supervisor/daemon.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -272,7 +272,7 @@ TEST_CASE("the installed introspection XML describes the live interface", "[node
     const char* xml = nullptr;
     check_r(sd_bus_message_read(c.reply.get(), "s", &xml), "read");
     const std::string live(xml);
-    const auto installed = read_file(std::string(STORMNODE_SOURCE_DIR) + "/roles/daemon/org.stormclouds.Node1.xml");
+    const auto installed = read_file(std::string(STORMNODE_SOURCE_DIR) + "/roles/supervisor/daemon/org.stormclouds.Node1.xml");
     const std::regex member(R"re(<(method|property|signal) name="([A-Za-z]+)"( type="([^"]+)")?)re");
     auto members = [&](const std::string& text) {
         std::set<std::string> found;

@@ -2,7 +2,7 @@
 #include "bus_harness.hpp"
 
 #include <stormnode/common/c_handle.hpp>
-#include <stormnode/roles/supervisor/sd_event_loop.hpp>
+#include <stormnode/supervisor/sd_event_loop.hpp>
 
 #include <catch2/catch.hpp>
 

@@ -6,8 +6,8 @@
 #include "test_catalog.hpp"
 
 #include <stormnode/common/subprocess.hpp>
-#include <stormnode/roles/node_client.hpp>
-#include <stormnode/roles/supervisor/daemon.hpp>
+#include <stormnode/node_client/node_client.hpp>
+#include <stormnode/supervisor/daemon.hpp>
 
 #include <catch2/catch.hpp>
 #include <sys/eventfd.h>

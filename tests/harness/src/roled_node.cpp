@@ -26,7 +26,7 @@ std::string roled_unit(const fs::path& source, const std::string& exec, const st
     for (const auto& a : arguments) {
         args += " " + a;
     }
-    std::istringstream in(read_file(source / "roles/daemon/storm-roled.service"));
+    std::istringstream in(read_file(source / "roles/supervisor/daemon/storm-roled.service"));
     std::string text;
     std::string line;
     while (std::getline(in, line)) {
@@ -87,9 +87,9 @@ void RoledNode::install() {
     arguments.insert(arguments.begin(), "--catalog=/usr/share/stormnode/roles");
     c.write_file("/etc/systemd/system/storm-roled.service", roled_unit(src, exec, arguments));
     // The bus policy as the package installs it; without it storm-roled may not own its name.
-    c.copy_in(src / "roles/daemon/org.stormclouds.Node1.conf", "/usr/share/dbus-1/system.d/org.stormclouds.Node1.conf");
-    if (fs::exists(src / "roles/daemon/org.stormclouds.Node1.xml")) {
-        c.copy_in(src / "roles/daemon/org.stormclouds.Node1.xml", "/usr/share/dbus-1/interfaces/org.stormclouds.Node1.xml");
+    c.copy_in(src / "roles/supervisor/daemon/org.stormclouds.Node1.conf", "/usr/share/dbus-1/system.d/org.stormclouds.Node1.conf");
+    if (fs::exists(src / "roles/supervisor/daemon/org.stormclouds.Node1.xml")) {
+        c.copy_in(src / "roles/supervisor/daemon/org.stormclouds.Node1.xml", "/usr/share/dbus-1/interfaces/org.stormclouds.Node1.xml");
     }
 
     // The test catalog: the real one (quorum's corosync-qnetd is used as is) plus the test roles.
@@ -104,7 +104,7 @@ void RoledNode::install() {
             }
         }
     }
-    copy_tree(c, src / "roles/templates", "/usr/share/stormnode/templates", 0644);
+    copy_tree(c, src / "roles/catalog/templates", "/usr/share/stormnode/roles/templates", 0644);
     copy_tree(c, data / "units", "/etc/systemd/system", 0644);
     copy_tree(c, data / "scripts", "/usr/local/lib/stormnode-test", 0755);
 

@@ -8,7 +8,7 @@
 #include <stormnode/common/error.hpp>
 #include <stormnode/common/subprocess.hpp>
 #include <stormnode/common/yaml_diagnostics.hpp>
-#include <stormnode/roles/catalog.hpp>
+#include <stormnode/catalog/catalog.hpp>
 
 #include <unistd.h>
 

@@ -6,7 +6,7 @@
 #include <stormnode/common/error.hpp>
 #include <stormnode/common/subprocess.hpp>
 #include <stormnode/common/temp_dir.hpp>
-#include <stormnode/roles/catalog.hpp>
+#include <stormnode/catalog/catalog.hpp>
 #include <stormnode/test/roled_node.hpp>
 #include <stormnode/test/rootfs_cache.hpp>
 #include <stormnode/test/terminal_session.hpp>

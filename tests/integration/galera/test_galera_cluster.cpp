@@ -66,7 +66,7 @@ std::unique_ptr<st::RoledNode> start_node(const Member& member, const std::files
     auto node = std::make_unique<st::RoledNode>(options);
     node->container().copy_in(STORMNODE_CLUSTERCHECK_BINARY, "/usr/bin/storm-clustercheck", 0755);
     node->container().copy_in(
-        std::filesystem::path(STORMNODE_SOURCE_DIR) / "roles/daemon/storm-clustercheck.service",
+        std::filesystem::path(STORMNODE_SOURCE_DIR) / "roles/engines/galera/clustercheck/storm-clustercheck.service",
         "/etc/systemd/system/storm-clustercheck.service");
     node->start_roled();
     return node;

@@ -7,7 +7,7 @@
 #include <stormnode/common/error.hpp>
 #include <stormnode/common/subprocess.hpp>
 #include <stormnode/common/temp_dir.hpp>
-#include <stormnode/roles/zabbix_bootstrap.hpp>
+#include <stormnode/zabbix/bootstrap.hpp>
 #include <stormnode/test/cluster_member.hpp>
 #include <stormnode/test/nspawn_container.hpp>
 #include <stormnode/test/roled_node.hpp>
@@ -61,7 +61,7 @@ std::unique_ptr<st::RoledNode> start_node(
     c.write_file("/etc/stormnode/cluster.secrets.yaml", files.secrets_yaml, 0600);
     c.copy_in(STORMNODE_MONITOR_DB_BINARY, "/usr/libexec/stormnode/storm-monitor-db", 0755);
     c.copy_in(
-        std::filesystem::path(STORMNODE_SOURCE_DIR) / "roles/daemon/storm-monitor-db.service",
+        std::filesystem::path(STORMNODE_SOURCE_DIR) / "roles/engines/zabbix/monitor_db/storm-monitor-db.service",
         "/etc/systemd/system/storm-monitor-db.service");
     // Two units of the common layer the test rootfs lacks. storm-firstboot has done its work: the harness
     // wrote node.yaml. chrony is not in the cluster rootfs; the real unit's own condition (no

@@ -2,7 +2,7 @@
 // exactly the diagnostics in bad/X.expected ("line:col: message", the message may be a prefix).
 #include <stormnode/common/temp_dir.hpp>
 #include <stormnode/installer/answers.hpp>
-#include <stormnode/roles/catalog.hpp>
+#include <stormnode/catalog/catalog.hpp>
 
 #include <catch2/catch.hpp>
 

@@ -1,8 +1,8 @@
 // storm-console's screen flow and its command runner against a fake node: no terminal, no bus.
 #include <stormnode/common/error.hpp>
-#include <stormnode/firstboot/console_flow.hpp>
-#include <stormnode/firstboot/console_worker.hpp>
-#include <stormnode/roles/node_client.hpp>
+#include <stormnode/console/console_flow.hpp>
+#include <stormnode/console/console_worker.hpp>
+#include <stormnode/node_client/node_client.hpp>
 
 #include <catch2/catch.hpp>
 

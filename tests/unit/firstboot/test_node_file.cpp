@@ -2,8 +2,8 @@
 #include <stormnode/common/error.hpp>
 #include <stormnode/common/temp_dir.hpp>
 #include <stormnode/firstboot/networkd.hpp>
-#include <stormnode/roles/node_file.hpp>
-#include <stormnode/roles/supervisor/node_config.hpp>
+#include <stormnode/catalog/node_file.hpp>
+#include <stormnode/cluster/node_config.hpp>
 
 #include <catch2/catch.hpp>
 #include <sys/stat.h>

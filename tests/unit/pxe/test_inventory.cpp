@@ -1,8 +1,8 @@
 // The rack inventory: defaults folded into each node, per-MAC answer files that the installer's own
 // parser reads back, and the cluster checks against the real catalog.
 #include <stormnode/installer/answers.hpp>
-#include <stormnode/iso/pxe_inventory.hpp>
-#include <stormnode/roles/catalog.hpp>
+#include <stormnode/pxe/pxe_inventory.hpp>
+#include <stormnode/catalog/catalog.hpp>
 
 #include <catch2/catch.hpp>
 

@@ -1,8 +1,8 @@
 // What pxe serve hands to dnsmasq and to booting machines, and how it reads them back.
-#include <stormnode/iso/pxe_build.hpp>
-#include <stormnode/iso/pxe_report.hpp>
-#include <stormnode/iso/pxe_serve.hpp>
-#include <stormnode/roles/catalog.hpp>
+#include <stormnode/pxe/pxe_build.hpp>
+#include <stormnode/pxe/pxe_report.hpp>
+#include <stormnode/pxe/pxe_serve.hpp>
+#include <stormnode/catalog/catalog.hpp>
 
 #include <catch2/catch.hpp>
 

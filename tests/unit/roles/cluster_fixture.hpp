@@ -2,8 +2,8 @@
 // quorum member (the cluster that uses every kind of shared secret: corosync, replication, qnetd's TLS).
 #pragma once
 
-#include <stormnode/roles/catalog.hpp>
-#include <stormnode/roles/cluster.hpp>
+#include <stormnode/catalog/catalog.hpp>
+#include <stormnode/cluster/cluster.hpp>
 
 #include <filesystem>
 

@@ -1,7 +1,7 @@
 // The catalog loader, validator and resolver on a small valid catalog (tests/data/catalog/good/).
 #include <stormnode/common/error.hpp>
 #include <stormnode/common/temp_dir.hpp>
-#include <stormnode/roles/catalog.hpp>
+#include <stormnode/catalog/catalog.hpp>
 
 #include <catch2/catch.hpp>
 

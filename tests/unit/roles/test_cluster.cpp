@@ -3,7 +3,7 @@
 // and init's secrets.
 #include <stormnode/common/error.hpp>
 #include <stormnode/common/temp_dir.hpp>
-#include <stormnode/roles/cluster.hpp>
+#include <stormnode/cluster/cluster.hpp>
 
 #include "../expect_file.hpp"
 

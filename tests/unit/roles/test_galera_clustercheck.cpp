@@ -1,7 +1,7 @@
 // storm-clustercheck's reading of the engine's status and its answers (HAProxy's httpchk and the
 // non-Primary hold of storm-roled).
 #include <stormnode/common/error.hpp>
-#include <stormnode/roles/galera_clustercheck.hpp>
+#include <stormnode/galera/clustercheck.hpp>
 
 #include <catch2/catch.hpp>
 

@@ -1,8 +1,8 @@
 // The active-passive db pair's bootstrap pieces: who configures, the VIP, the secrets' forms.
 #include <stormnode/common/temp_dir.hpp>
 #include <stormnode/common/yaml_diagnostics.hpp>
-#include <stormnode/roles/cluster.hpp>
-#include <stormnode/roles/pacemaker_bootstrap.hpp>
+#include <stormnode/cluster/cluster.hpp>
+#include <stormnode/pacemaker/bootstrap.hpp>
 
 #include <catch2/catch.hpp>
 #include <sys/stat.h>

@@ -1,7 +1,7 @@
 // A former primary of the active-passive pair rejoins as a standby: what storm-roled decides from what it
 // observes of the datadir and the other members, and the forms it reads and writes.
-#include <stormnode/roles/pacemaker_bootstrap.hpp>
-#include <stormnode/roles/postgres_rejoin.hpp>
+#include <stormnode/pacemaker/bootstrap.hpp>
+#include <stormnode/pacemaker/rejoin_decision.hpp>
 
 #include <catch2/catch.hpp>
 

@@ -4,8 +4,8 @@
 #include <stormnode/common/error.hpp>
 #include <stormnode/common/subprocess.hpp>
 #include <stormnode/common/temp_dir.hpp>
-#include <stormnode/roles/cluster.hpp>
-#include <stormnode/roles/qnetd_tls.hpp>
+#include <stormnode/cluster/cluster.hpp>
+#include <stormnode/cluster/qnetd_tls.hpp>
 
 #include "cluster_fixture.hpp"
 

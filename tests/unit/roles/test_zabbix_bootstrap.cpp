@@ -1,8 +1,8 @@
 // The monitor role's Zabbix pair: where the database lives, the SQL that prepares it, when the schema
 // is loaded, the ha_status table, and what cluster.yaml gives the templates about the monitor members.
 #include <stormnode/common/error.hpp>
-#include <stormnode/roles/cluster.hpp>
-#include <stormnode/roles/zabbix_bootstrap.hpp>
+#include <stormnode/cluster/cluster.hpp>
+#include <stormnode/zabbix/bootstrap.hpp>
 
 #include <catch2/catch.hpp>
 

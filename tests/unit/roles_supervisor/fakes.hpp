@@ -1,9 +1,9 @@
 // Fakes for the supervisor's seams: a clock the test advances, a scripted systemd, scripted probes.
 #pragma once
 
-#include <stormnode/roles/supervisor/clock.hpp>
-#include <stormnode/roles/supervisor/prober.hpp>
-#include <stormnode/roles/supervisor/systemd_manager.hpp>
+#include <stormnode/supervisor/clock.hpp>
+#include <stormnode/supervisor/prober.hpp>
+#include <stormnode/supervisor/systemd_manager.hpp>
 
 #include <functional>
 #include <map>

@@ -4,8 +4,8 @@
 
 #include <stormnode/common/error.hpp>
 #include <stormnode/common/temp_dir.hpp>
-#include <stormnode/roles/catalog.hpp>
-#include <stormnode/roles/supervisor/node_config.hpp>
+#include <stormnode/catalog/catalog.hpp>
+#include <stormnode/cluster/node_config.hpp>
 
 #include <filesystem>
 #include <string>
@@ -32,7 +32,7 @@ inline NodeConfig render_role(
     }
     auto node = load_node_config(dir.path() / "node.yaml", dir.path() / "cluster.yaml", &catalog());
     render_config(
-        resolve_combination(catalog(), {role}).body.config, node, {role}, source_dir() / "roles" / "templates",
+        resolve_combination(catalog(), {role}).body.config, node, {role}, source_dir() / "roles" / "catalog" / "templates",
         dir.path() / "root");
     return node;
 }

@@ -2,9 +2,9 @@
 // and the Galera start decision.
 #include <stormnode/common/error.hpp>
 #include <stormnode/common/temp_dir.hpp>
-#include <stormnode/roles/galera_bootstrap.hpp>
-#include <stormnode/roles/supervisor/galera_start.hpp>
-#include <stormnode/roles/supervisor/node_config.hpp>
+#include <stormnode/galera/bootstrap.hpp>
+#include <stormnode/galera/start.hpp>
+#include <stormnode/cluster/node_config.hpp>
 
 #include "render_fixture.hpp"
 

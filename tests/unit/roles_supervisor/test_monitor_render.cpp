@@ -2,8 +2,8 @@
 // a real cluster.yaml, and storm-roled's preparation before zabbix-server starts (the database password).
 #include <stormnode/common/error.hpp>
 #include <stormnode/common/temp_dir.hpp>
-#include <stormnode/roles/supervisor/monitor_start.hpp>
-#include <stormnode/roles/supervisor/node_config.hpp>
+#include <stormnode/zabbix/start.hpp>
+#include <stormnode/cluster/node_config.hpp>
 
 #include "render_fixture.hpp"
 

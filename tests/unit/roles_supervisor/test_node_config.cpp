@@ -1,6 +1,6 @@
 #include <stormnode/common/error.hpp>
 #include <stormnode/common/temp_dir.hpp>
-#include <stormnode/roles/supervisor/node_config.hpp>
+#include <stormnode/cluster/node_config.hpp>
 
 #include <catch2/catch.hpp>
 

@@ -2,9 +2,9 @@
 // and storm-roled's preparation before corosync starts (secrets where the engines read them).
 #include <stormnode/common/error.hpp>
 #include <stormnode/common/temp_dir.hpp>
-#include <stormnode/roles/supervisor/node_config.hpp>
-#include <stormnode/roles/supervisor/pacemaker_start.hpp>
-#include <stormnode/roles/supervisor/qnetd_nssdb.hpp>
+#include <stormnode/cluster/node_config.hpp>
+#include <stormnode/pacemaker/start.hpp>
+#include <stormnode/qnetd/nssdb.hpp>
 
 #include "render_fixture.hpp"
 

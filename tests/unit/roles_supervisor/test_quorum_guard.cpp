@@ -1,7 +1,7 @@
 // The quorum guard's arithmetic over the cluster model, and the guard reading the real cluster.yaml.
 #include <stormnode/common/error.hpp>
 #include <stormnode/common/temp_dir.hpp>
-#include <stormnode/roles/supervisor/quorum_guard.hpp>
+#include <stormnode/cluster/quorum_guard.hpp>
 
 #include <catch2/catch.hpp>
 

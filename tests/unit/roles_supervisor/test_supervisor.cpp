@@ -1,6 +1,6 @@
 #include "fakes.hpp"
 
-#include <stormnode/roles/supervisor/supervisor.hpp>
+#include <stormnode/supervisor/supervisor.hpp>
 
 #include <catch2/catch.hpp>
 

@@ -4,8 +4,8 @@
 
 #include <stormnode/common/error.hpp>
 #include <stormnode/common/temp_dir.hpp>
-#include <stormnode/roles/supervisor/supervisor.hpp>
-#include <stormnode/roles/supervisor/transaction.hpp>
+#include <stormnode/supervisor/supervisor.hpp>
+#include <stormnode/supervisor/transaction.hpp>
 
 #include <catch2/catch.hpp>
 

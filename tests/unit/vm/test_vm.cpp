@@ -1,6 +1,6 @@
 #include <stormnode/common/error.hpp>
 #include <stormnode/common/temp_dir.hpp>
-#include <stormnode/installer/vm.hpp>
+#include <stormnode/vm/vm.hpp>
 
 #include <catch2/catch.hpp>
 
