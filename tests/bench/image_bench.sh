@@ -27,7 +27,7 @@ shift
 manifests=("$@")
 [ ${#manifests[@]} -gt 0 ] || manifests=("$src/image/minimal.yaml")
 extra=${BENCH_EXTRA_PACKAGE:-less}
-stormctl="$bin/installer/stormctl"
+stormctl="$bin/bin/stormctl"
 work=$(mktemp -d /var/tmp/stormnode-image-bench.XXXXXX)
 trap 'gpgconf --homedir "$work/gpg" --kill gpg-agent 2>/dev/null || true; rm -rf "$work"' EXIT
 

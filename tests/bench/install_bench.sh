@@ -25,7 +25,7 @@ loop=$(losetup --find --show "$work/disk.img")
 printf 'console=ttyS0\n' >"$work/cmdline"
 sync; echo 3 >/proc/sys/vm/drop_caches
 t0=$(now)
-"$bin/installer/stormctl" install --disk "$loop" --answers "$src/tests/system/data/quorum-answers.yaml" \
+"$bin/bin/stormctl" install --disk "$loop" --answers "$src/tests/system/data/quorum-answers.yaml" \
     --source-repo "$repo" --ref "$ref" --gpg-key "$key" --catalog "$src/roles/catalog" \
     --cmdline-file "$work/cmdline" --yes >"$work/install.log" 2>&1
 t1=$(now)

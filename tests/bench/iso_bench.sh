@@ -16,7 +16,7 @@ secs() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.1f", b - a}'; }
 mib() { awk -v b="$1" 'BEGIN {printf "%.1f MiB", b / 1048576}'; }
 
 t0=$(now)
-"$bin/installer/stormctl" iso build --repo "$repo" --ref "$ref" -o "$work/bench.iso" >/dev/null
+"$bin/bin/stormctl" iso build --repo "$repo" --ref "$ref" -o "$work/bench.iso" >/dev/null
 t1=$(now)
 iso=$(stat -c %s "$work/bench.iso")
 

@@ -10,7 +10,7 @@ src=${STORMNODE_SOURCE_DIR:?}
 bin=${STORMNODE_BINARY_DIR:?}
 out=${1:?usage: build_image.sh ARTIFACTS}
 cache=${STORMNODE_CACHE:-/var/cache/stormnode}
-stormctl="$bin/installer/stormctl"
+stormctl="$bin/bin/stormctl"
 ref=stormnode/bookworm/x86_64/node
 
 for tool in mmdebstrap ostree gpg cpack; do

@@ -16,7 +16,7 @@ done
 # shellcheck source=/dev/null
 . "$out/image.env"
 rm -f "$out/stormnode.iso"
-"$bin/installer/stormctl" iso build --repo "$out/repo" --ref "$REF" -o "$out/stormnode.iso" \
+"$bin/bin/stormctl" iso build --repo "$out/repo" --ref "$REF" -o "$out/stormnode.iso" \
     --answers "$src/tests/system/data/quorum-answers.yaml" --catalog "$src/roles/catalog" --serial \
     | tee "$out/iso.out"
 report=$(xorriso -indev "$out/stormnode.iso" -report_el_torito plain 2>/dev/null)

@@ -10,7 +10,7 @@ failures=0
 for name in unknown-keys syntax-error unknown-role; do
     answers="$src/tests/data/answers/bad/$name.yaml"
     status=0
-    "$bin/installer/stormctl" iso build --repo "$work/no-repo" -o "$work/out.iso" --answers "$answers" \
+    "$bin/bin/stormctl" iso build --repo "$work/no-repo" -o "$work/out.iso" --answers "$answers" \
         --catalog "$src/roles/catalog" >"$work/out" 2>"$work/err" || status=$?
     if [ "$status" != 2 ]; then
         echo "FAILED: $name: exit $status, expected 2"; failures=$((failures + 1))

@@ -5,7 +5,7 @@
 # domain, its disk and its UEFI variables. Exit 77 when libvirt's daemon cannot be installed.
 set -euo pipefail
 bin=${STORMNODE_BINARY_DIR:?}
-stormctl="$bin/installer/stormctl"
+stormctl="$bin/bin/stormctl"
 uri=qemu:///system
 marker="STORMNODE-VM-MARKER-$$"
 

@@ -9,7 +9,7 @@ set -euo pipefail
 
 src=${STORMNODE_SOURCE_DIR:?}
 bin=${STORMNODE_BINARY_DIR:?}
-stormctl="$bin/installer/stormctl"
+stormctl="$bin/bin/stormctl"
 ref=stormnode/bookworm/x86_64/node
 failures=0
 checks=0

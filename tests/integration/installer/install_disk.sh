@@ -10,7 +10,7 @@
 set -uo pipefail
 
 bin=${STORMNODE_BINARY_DIR:?}
-stormctl="$bin/installer/stormctl"
+stormctl="$bin/bin/stormctl"
 ref=stormnode/bookworm/x86_64/node
 failures=0
 checks=0

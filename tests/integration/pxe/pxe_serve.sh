@@ -10,7 +10,7 @@ set -uo pipefail
 
 bin=${STORMNODE_BINARY_DIR:?}
 src=${STORMNODE_SOURCE_DIR:?}
-stormctl="$bin/installer/stormctl"
+stormctl="$bin/bin/stormctl"
 export STORMNODE_CATALOG_DIR="$src/roles/catalog"
 failures=0
 checks=0
