@@ -1,11 +1,11 @@
 #include "stormnode/common/child_process.hpp"
 
 #include <stormnode/common/error.hpp>
+#include <stormnode/common/spawn.hpp>
 
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -13,72 +13,13 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
-#include <cstring>
-#include <string_view>
-
-extern char** environ;  // NOLINT(readability-redundant-declaration)
 
 namespace stormnode {
-namespace {
-
-std::vector<std::string> merged_environment(const std::map<std::string, std::string>& extra) {
-    std::vector<std::string> result;
-    for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
-        const std::string_view text(*entry);
-        if (!extra.contains(std::string(text.substr(0, text.find('='))))) {
-            result.emplace_back(text);
-        }
-    }
-    for (const auto& [name, value] : extra) {
-        result.push_back(name + "=" + value);
-    }
-    return result;
-}
-
-std::vector<char*> c_strings(std::vector<std::string>& strings) {
-    std::vector<char*> out;
-    out.reserve(strings.size() + 1);
-    for (auto& s : strings) {
-        out.push_back(s.data());
-    }
-    out.push_back(nullptr);
-    return out;
-}
-
-[[noreturn]] void report_and_exit(int error_fd) {
-    const int e = errno;
-    (void)!::write(error_fd, &e, sizeof e);
-    ::_exit(127);
-}
-
-// Async-signal-safe decimal formatting for the cgroup.procs write after fork.
-std::size_t format_pid(pid_t pid, char* buffer, std::size_t size) {
-    std::array<char, 24> digits{};
-    std::size_t n = 0;
-    auto value = static_cast<unsigned long>(pid);
-    do {
-        digits[n++] = static_cast<char>('0' + value % 10);
-        value /= 10;
-    } while (value != 0 && n < digits.size());
-    std::size_t len = 0;
-    while (n > 0 && len < size) {
-        buffer[len++] = digits[--n];
-    }
-    return len;
-}
-
-}  // namespace
 
 ChildProcess::ChildProcess(const ChildCommand& command) {
     if (command.argv.empty()) {
         throw Error(Errc::invalid_input, "ChildProcess: empty argv");
     }
-    auto argv_strings = command.argv;
-    auto env_strings = merged_environment(command.env);
-    auto argv = c_strings(argv_strings);
-    auto envp = c_strings(env_strings);
-    UniqueFd dev_null(::open("/dev/null", O_RDWR | O_CLOEXEC));
-    check_errno(dev_null.get(), "opening /dev/null");
     UniqueFd output_write;
     if (command.output) {
         output_write.reset(::open(command.output->c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
@@ -90,81 +31,20 @@ ChildProcess::ChildProcess(const ChildCommand& command) {
         output_write.reset(fds[1]);
         ::fcntl(output_.get(), F_SETFL, O_NONBLOCK);
     }
-    const int output_fd = output_write ? output_write.get() : dev_null.get();
-    std::vector<UniqueFd> cgroup_procs;
-    for (const auto& cgroup : command.cgroups) {
-        const auto procs = cgroup / "cgroup.procs";
-        cgroup_procs.emplace_back(::open(procs.c_str(), O_WRONLY | O_CLOEXEC));
-        check_errno(cgroup_procs.back().get(), "opening " + procs.string());
-    }
-    std::array<int, 2> error_pipe{};
-    check_errno(::pipe2(error_pipe.data(), O_CLOEXEC), "creating a pipe");
-    UniqueFd error_read(error_pipe[0]);
-    UniqueFd error_write(error_pipe[1]);
-
-    const pid_t parent = ::getpid();
-    pid_ = ::fork();
-    check_errno(pid_, "fork for " + command.argv[0]);
-    if (pid_ == 0) {
-        // Only async-signal-safe calls between fork and exec.
-        ::setsid();
-        if (command.die_with_parent) {
-            if (::prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) {
-                report_and_exit(error_write.get());
-            }
-            // The parent may have died before prctl: then the signal would never come.
-            if (::getppid() != parent) {
-                ::_exit(127);
-            }
-        }
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, nullptr);
-        ::signal(SIGPIPE, SIG_DFL);
-        // Join the cgroups first: the child's own children are born in them.
-        std::array<char, 24> pid_text{};
-        const auto len = format_pid(::getpid(), pid_text.data(), pid_text.size());
-        for (const auto& fd : cgroup_procs) {
-            if (::write(fd.get(), pid_text.data(), len) < 0) {
-                report_and_exit(error_write.get());
-            }
-        }
-        if (::dup2(dev_null.get(), STDIN_FILENO) < 0 || ::dup2(output_fd, STDOUT_FILENO) < 0 ||
-            ::dup2(output_fd, STDERR_FILENO) < 0) {
-            report_and_exit(error_write.get());
-        }
-        if (command.cwd && ::chdir(command.cwd->c_str()) < 0) {
-            report_and_exit(error_write.get());
-        }
-        ::execvpe(argv[0], argv.data(), envp.data());
-        report_and_exit(error_write.get());
-    }
-    error_write.reset();
-    output_write.reset();
-    pidfd_.reset(static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0)));
-    int exec_errno = 0;
-    if (::read(error_read.get(), &exec_errno, sizeof exec_errno) == sizeof exec_errno) {
-        int status = 0;
-        while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-        }
-        status_ = status;
-        throw Error(
-            Errc::io,
-            "cannot start '" + command.argv[0] + "': " + std::strerror(exec_errno),
-            std::error_code(exec_errno, std::system_category()));
-    }
-    if (!pidfd_) {
-        const int e = errno;
-        ::kill(pid_, SIGKILL);
-        int status = 0;
-        while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-        }
-        status_ = status;
-        throw Error(
-            Errc::io,
-            "pidfd_open for " + command.argv[0] + ": " + std::strerror(e),
-            std::error_code(e, std::system_category()));
-    }
+    // stdout and stderr share one destination (one pipe, so their lines interleave as written).
+    const Stdio output = output_write ? Stdio::fd(output_write.get()) : Stdio::null();
+    auto child = spawn(SpawnOptions{
+        .argv = command.argv,
+        .env = command.env,
+        .cwd = command.cwd,
+        .in = Stdio::null(),
+        .out = output,
+        .err = output,
+        .group = ProcessGroup::own_session,
+        .cgroups = command.cgroups,
+        .die_with_parent = command.die_with_parent});
+    pid_ = child.pid;
+    pidfd_ = std::move(child.pidfd);
 }
 
 ChildProcess::~ChildProcess() {

@@ -2,48 +2,19 @@
 
 #include <stormnode/common/c_handle.hpp>
 #include <stormnode/common/error.hpp>
+#include <stormnode/common/spawn.hpp>
 
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <array>
 #include <cerrno>
-#include <cstring>
-
-extern char** environ;  // NOLINT(readability-redundant-declaration)
 
 namespace stormnode {
 namespace {
-
-struct Pipe {
-    UniqueFd read_end;
-    UniqueFd write_end;
-};
-
-Pipe make_pipe() {
-    std::array<int, 2> fds{};
-    check_errno(::pipe2(fds.data(), O_CLOEXEC), "creating a pipe");
-    return Pipe{UniqueFd(fds[0]), UniqueFd(fds[1])};
-}
-
-std::vector<std::string> merged_environment(const std::map<std::string, std::string>& extra) {
-    std::vector<std::string> result;
-    for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
-        const std::string_view text(*entry);
-        const auto name = text.substr(0, text.find('='));
-        if (!extra.contains(std::string(name))) {
-            result.emplace_back(text);
-        }
-    }
-    for (const auto& [name, value] : extra) {
-        result.push_back(name + "=" + value);
-    }
-    return result;
-}
 
 // Splits a stream into lines for a per-line callback; keeps the partial last line until it ends.
 class LineSplitter {
@@ -74,51 +45,6 @@ private:
     std::string pending_;
 };
 
-std::vector<char*> c_strings(std::vector<std::string>& strings) {
-    std::vector<char*> out;
-    out.reserve(strings.size() + 1);
-    for (auto& s : strings) {
-        out.push_back(s.data());
-    }
-    out.push_back(nullptr);
-    return out;
-}
-
-// Only async-signal-safe calls between fork and exec.
-[[noreturn]] void exec_child(
-    const Command& command,
-    char* const* argv,
-    char* const* envp,
-    int stdin_fd,
-    int stdout_fd,
-    int stderr_fd,
-    int error_fd) {
-    ::setpgid(0, 0);  // own process group: a timeout kills the whole tree
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, nullptr);
-    ::signal(SIGPIPE, SIG_DFL);
-    if (::dup2(stdin_fd, STDIN_FILENO) < 0 || (stdout_fd >= 0 && ::dup2(stdout_fd, STDOUT_FILENO) < 0) ||
-        (stderr_fd >= 0 && ::dup2(stderr_fd, STDERR_FILENO) < 0)) {
-        const int e = errno;
-        (void)!::write(error_fd, &e, sizeof e);
-        ::_exit(127);
-    }
-    if (command.cwd && ::chdir(command.cwd->c_str()) < 0) {
-        const int e = errno;
-        (void)!::write(error_fd, &e, sizeof e);
-        ::_exit(127);
-    }
-    ::execvpe(argv[0], argv, envp);
-    const int e = errno;
-    (void)!::write(error_fd, &e, sizeof e);
-    ::_exit(127);
-}
-
-int open_pidfd(pid_t pid) {
-    return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-}
-
 }  // namespace
 
 std::string format_argv(const std::vector<std::string>& argv) {
@@ -137,47 +63,21 @@ ProcessResult run(const Command& command) {
     if (command.argv.empty()) {
         throw Error(Errc::invalid_input, "run: empty argv");
     }
-    auto argv_strings = command.argv;
-    auto env_strings = merged_environment(command.env);
-    auto argv = c_strings(argv_strings);
-    auto envp = c_strings(env_strings);
-
-    UniqueFd dev_null(::open("/dev/null", O_RDONLY | O_CLOEXEC));
-    Pipe in = command.stdin_data ? make_pipe() : Pipe{};
-    Pipe out = command.capture_stdout || command.on_stdout_line ? make_pipe() : Pipe{};
-    Pipe err = command.capture_stderr || command.on_stderr_line ? make_pipe() : Pipe{};
-    Pipe exec_error = make_pipe();
-
-    const pid_t pid = ::fork();
-    check_errno(pid, "fork for " + command.argv[0]);
-    if (pid == 0) {
-        exec_child(
-            command,
-            argv.data(),
-            envp.data(),
-            in.read_end ? in.read_end.get() : dev_null.get(),
-            out.write_end ? out.write_end.get() : -1,
-            err.write_end ? err.write_end.get() : -1,
-            exec_error.write_end.get());
-    }
-    (void)::setpgid(pid, pid);  // also from the parent, so a kill right away hits the group
-    in.read_end.reset();
-    out.write_end.reset();
-    err.write_end.reset();
-    exec_error.write_end.reset();
-
-    int exec_errno = 0;
-    if (::read(exec_error.read_end.get(), &exec_errno, sizeof exec_errno) == sizeof exec_errno) {
-        int status = 0;
-        ::waitpid(pid, &status, 0);
-        throw Error(
-            Errc::io,
-            "cannot run '" + command.argv[0] + "': " + std::strerror(exec_errno),
-            std::error_code(exec_errno, std::system_category()));
-    }
+    auto child = spawn(SpawnOptions{
+        .argv = command.argv,
+        .env = command.env,
+        .cwd = command.cwd,
+        .in = command.stdin_data ? Stdio::pipe() : Stdio::null(),
+        .out = command.capture_stdout || command.on_stdout_line ? Stdio::pipe() : Stdio::inherit(),
+        .err = command.capture_stderr || command.on_stderr_line ? Stdio::pipe() : Stdio::inherit(),
+        .group = ProcessGroup::own_group});  // a timeout kills the whole tree
+    const pid_t pid = child.pid;
+    UniqueFd to_stdin = std::move(child.in);
+    UniqueFd from_stdout = std::move(child.out);
+    UniqueFd from_stderr = std::move(child.err);
+    const UniqueFd pidfd = std::move(child.pidfd);
 
     ProcessResult result;
-    UniqueFd pidfd(open_pidfd(pid));
     // A line callback may throw: the child's process group is then killed and reaped before unwinding.
     struct ReapOnUnwind {
         pid_t pid;
@@ -194,10 +94,10 @@ ProcessResult run(const Command& command) {
     const auto deadline = command.timeout ? std::chrono::steady_clock::now() + *command.timeout
                                           : std::chrono::steady_clock::time_point::max();
     std::size_t stdin_offset = 0;
-    if (in.write_end) {
-        ::fcntl(in.write_end.get(), F_SETFL, O_NONBLOCK);
+    if (to_stdin) {
+        ::fcntl(to_stdin.get(), F_SETFL, O_NONBLOCK);
         if (command.stdin_data->empty()) {
-            in.write_end.reset();
+            to_stdin.reset();
         }
     }
     bool exited = false;
@@ -217,19 +117,16 @@ ProcessResult run(const Command& command) {
         }
     };
     // Wait on the pipes and the pidfd: the loop ends when the child is gone and its pipes are drained.
-    while (out.read_end || err.read_end || in.write_end || !exited) {
+    while (from_stdout || from_stderr || to_stdin || !exited) {
         std::vector<pollfd> fds;
-        if (out.read_end)
-            fds.push_back({out.read_end.get(), POLLIN, 0});
-        if (err.read_end)
-            fds.push_back({err.read_end.get(), POLLIN, 0});
-        if (in.write_end)
-            fds.push_back({in.write_end.get(), POLLOUT, 0});
+        if (from_stdout)
+            fds.push_back({from_stdout.get(), POLLIN, 0});
+        if (from_stderr)
+            fds.push_back({from_stderr.get(), POLLIN, 0});
+        if (to_stdin)
+            fds.push_back({to_stdin.get(), POLLOUT, 0});
         if (!exited && pidfd)
             fds.push_back({pidfd.get(), POLLIN, 0});
-        if (fds.empty()) {
-            break;  // no pidfd (old kernel): fall through to a blocking waitpid
-        }
         int wait_ms = -1;
         if (command.timeout) {
             const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -254,37 +151,37 @@ ProcessResult run(const Command& command) {
                 exited = true;
                 continue;
             }
-            if (in.write_end && p.fd == in.write_end.get()) {
+            if (to_stdin && p.fd == to_stdin.get()) {
                 const auto& data = *command.stdin_data;
                 const ssize_t n = ::write(p.fd, data.data() + stdin_offset, data.size() - stdin_offset);
                 if (n > 0) {
                     stdin_offset += static_cast<std::size_t>(n);
                 }
                 if (n < 0 && errno != EAGAIN && errno != EINTR) {
-                    in.write_end.reset();  // the child closed its stdin
+                    to_stdin.reset();  // the child closed its stdin
                 } else if (stdin_offset == data.size()) {
-                    in.write_end.reset();
+                    to_stdin.reset();
                 }
                 continue;
             }
             const ssize_t n = ::read(p.fd, buffer.data(), buffer.size());
             if (n > 0) {
-                take(out.read_end && p.fd == out.read_end.get(), static_cast<std::size_t>(n));
+                take(from_stdout && p.fd == from_stdout.get(), static_cast<std::size_t>(n));
             } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
-                if (out.read_end && p.fd == out.read_end.get()) {
-                    out.read_end.reset();
+                if (from_stdout && p.fd == from_stdout.get()) {
+                    from_stdout.reset();
                 } else {
-                    err.read_end.reset();
+                    from_stderr.reset();
                 }
             }
         }
         // A daemonized grandchild may keep the pipes open: once the child itself is gone, stop reading.
-        if (exited && !out.read_end && !err.read_end) {
+        if (exited && !from_stdout && !from_stderr) {
             break;
         }
-        if (exited && (out.read_end || err.read_end)) {
+        if (exited && (from_stdout || from_stderr)) {
             // drain what is buffered without blocking, then stop
-            for (auto* fd : {&out.read_end, &err.read_end}) {
+            for (auto* fd : {&from_stdout, &from_stderr}) {
                 if (!*fd)
                     continue;
                 ::fcntl(fd->get(), F_SETFL, O_NONBLOCK);
@@ -292,7 +189,7 @@ ProcessResult run(const Command& command) {
                     const ssize_t n = ::read(fd->get(), buffer.data(), buffer.size());
                     if (n <= 0)
                         break;
-                    take(fd == &out.read_end, static_cast<std::size_t>(n));
+                    take(fd == &from_stdout, static_cast<std::size_t>(n));
                 }
                 fd->reset();
             }
