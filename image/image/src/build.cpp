@@ -4,6 +4,7 @@
 #include <stormnode/image/bootstrap_progress.hpp>
 #include <stormnode/common/subprocess.hpp>
 #include <stormnode/common/temp_dir.hpp>
+#include <stormnode/common/strings.hpp>
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -23,14 +24,6 @@ const std::vector<std::string> kCustomizeHooks{
     "customize-10-apt-cache-out", "customize-20-units", "customize-30-initramfs", "customize-40-scrub"};
 // Read by the hooks, so part of the cache key.
 const std::vector<std::string> kHookData{"keep-enabled.list"};
-
-std::string join(const std::vector<std::string>& items, const std::string& sep) {
-    std::string out;
-    for (const auto& i : items) {
-        out += (out.empty() ? "" : sep) + i;
-    }
-    return out;
-}
 
 // The roles named, as catalog entries to resolve: "common" is the layer every role folds in.
 std::vector<roles::ResolvedRole> resolved_roles(const Manifest& manifest, const roles::Catalog& catalog) {

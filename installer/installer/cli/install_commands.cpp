@@ -9,7 +9,7 @@
 #include <stormnode/installer/cli.hpp>
 #include <stormnode/installer/disk.hpp>
 #include <stormnode/installer/install.hpp>
-#include <stormnode/installer/kernel_cmdline.hpp>
+#include <stormnode/installer/install_request.hpp>
 #include <stormnode/installer/os.hpp>
 #include <stormnode/catalog/catalog.hpp>
 

@@ -3,6 +3,7 @@
 #include "sysroot_ops.hpp"
 
 #include <stormnode/common/error.hpp>
+#include <stormnode/common/kernel_cmdline.hpp>
 #include <stormnode/common/subprocess.hpp>
 #include <stormnode/common/temp_dir.hpp>
 #include <stormnode/image/media_objects.hpp>
@@ -317,12 +318,10 @@ std::uint64_t minimum_disk_size(std::uint64_t tree_bytes) {
 
 std::vector<std::string> node_kargs(const std::string& proc_cmdline, const std::vector<std::string>& extra) {
     std::vector<std::string> kargs{std::string("root=LABEL=") + kRootLabel, "rw", "systemd.gpt_auto=0"};
-    std::istringstream words(proc_cmdline);
-    std::string word;
-    while (words >> word) {
+    for (const KernelArg& arg : parse_kernel_cmdline(proc_cmdline)) {
         // stormnode.report=: a network-installed node tells pxe serve when its roles are healthy.
-        if (word.starts_with("console=") || word.starts_with("stormnode.report=")) {
-            kargs.push_back(word);
+        if (arg.value && (arg.key == "console" || arg.key == "stormnode.report")) {
+            kargs.push_back(render_kernel_arg(arg));
         }
     }
     kargs.insert(kargs.end(), extra.begin(), extra.end());

@@ -1,6 +1,7 @@
 // `stormctl pxe validate|answers|build|serve|report`: argument parsing and output only; the work is in
 // stormnode::pxe (iso/pxe/src/pxe_*.cpp).
 #include <stormnode/common/error.hpp>
+#include <stormnode/common/kernel_cmdline.hpp>
 #include <stormnode/common/log.hpp>
 #include <stormnode/common/temp_dir.hpp>
 #include <stormnode/pxe/pxe_build.hpp>
@@ -198,7 +199,7 @@ int report(const PxeArgs& args) {
     }
     std::string url = args.url;
     if (url.empty()) {
-        const auto cmdline = read_file("/proc/cmdline");
+        const auto cmdline = read_proc_cmdline();
         const auto found = report_url_from_cmdline(cmdline);
         if (!found) {
             log::info("pxe report: no stormnode.report= on the kernel command line: nothing to do");

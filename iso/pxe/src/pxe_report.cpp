@@ -2,6 +2,7 @@
 
 #include <stormnode/common/c_handle.hpp>
 #include <stormnode/common/error.hpp>
+#include <stormnode/common/kernel_cmdline.hpp>
 #include <stormnode/common/temp_dir.hpp>
 #include <stormnode/catalog/node_file.hpp>
 
@@ -33,14 +34,9 @@ std::string trimmed_file(const std::filesystem::path& path) {
 }  // namespace
 
 std::optional<std::string> report_url_from_cmdline(std::string_view cmdline) {
-    std::istringstream words{std::string(cmdline)};
-    std::string word;
-    std::optional<std::string> url;
-    while (words >> word) {
-        constexpr std::string_view kKey = "stormnode.report=";
-        if (word.rfind(kKey, 0) == 0 && word.size() > kKey.size()) {
-            url = word.substr(kKey.size());  // the last one wins, as for the kernel's own arguments
-        }
+    auto url = KernelCmdline(cmdline).value("stormnode.report");  // the last one wins
+    if (url && url->empty()) {
+        return std::nullopt;
     }
     return url;
 }

@@ -1,5 +1,6 @@
 // `stormctl role ...`: the catalog seen by an operator. The library checks; this file prints.
 #include <stormnode/common/error.hpp>
+#include <stormnode/common/strings.hpp>
 #include <stormnode/catalog/catalog.hpp>
 #include <stormnode/catalog/cli.hpp>
 #include <stormnode/node_client/node_client.hpp>
@@ -27,16 +28,8 @@ std::filesystem::path catalog_dir(const RoleOptions& options) {
     return options.catalog.empty() ? default_catalog_dir() : std::filesystem::path(options.catalog);
 }
 
-std::string join(const std::vector<std::string>& items, const std::string& separator = ", ") {
-    std::string text;
-    for (const auto& item : items) {
-        text += text.empty() ? item : separator + item;
-    }
-    return text;
-}
-
 std::string or_none(const std::vector<std::string>& items) {
-    return items.empty() ? "(none)" : join(items);
+    return items.empty() ? "(none)" : join(items, ", ");
 }
 
 // Long lists wrapped under an indent, so that `role show` stays readable in 100 columns.
@@ -156,10 +149,10 @@ void show_role(const RoleOptions& options) {
         for (const auto& [name, variant_body] : role.variants) {
             names.push_back(name == role.default_variant ? name + " (default)" : name);
         }
-        out << "  variant:      " << resolved.variant << "  [variants: " << join(names) << "]\n";
+        out << "  variant:      " << resolved.variant << "  [variants: " << join(names, ", ") << "]\n";
     }
     if (!role.mixins.empty()) {
-        out << "  mixins:       " << join(role.mixins) << "\n";
+        out << "  mixins:       " << join(role.mixins, ", ") << "\n";
     }
     out << "  (common layer and mixins folded in)\n";
     out << "\npackages (" << body.packages.size() << "):\n  " << wrapped(body.packages, 2) << "\n";
@@ -192,7 +185,7 @@ void show_role(const RoleOptions& options) {
     out << "  required:          " << or_none(body.required) << "\n";
     out << "  degraded if down:  " << or_none(body.degraded_if_down) << "\n";
     if (!body.keep_disabled.empty()) {
-        out << "  kept disabled:     " << join(body.keep_disabled) << "\n";
+        out << "  kept disabled:     " << join(body.keep_disabled, ", ") << "\n";
     }
 
     out << "\nconfig:\n";
@@ -249,7 +242,7 @@ int validate(const RoleOptions& options) {
     for (const auto& [name, role] : catalog.roles) {
         (role.kind == RoleKind::role ? roles : role.kind == RoleKind::mixin ? mixins : common) += 1;
     }
-    std::cout << "valid: " << roles << " roles (" << join(catalog.role_names()) << "), " << common
+    std::cout << "valid: " << roles << " roles (" << join(catalog.role_names(), ", ") << "), " << common
               << " common layer, " << mixins << (mixins == 1 ? " mixin" : " mixins");
     if (!options.validate_roles.empty()) {
         std::cout << "; " << join(options.validate_roles, " + ") << " can share a node";

@@ -2,6 +2,7 @@
 // (org.stormclouds.Node1 on the system bus). NodeClient talks; this file prints.
 #include <stormnode/common/error.hpp>
 #include <stormnode/common/log.hpp>
+#include <stormnode/common/strings.hpp>
 #include <stormnode/node_client/node_client.hpp>
 #include <stormnode/node_client/message_ids.hpp>
 
@@ -25,14 +26,6 @@ struct NodeOptions {
     int timeout_seconds = 0;
     std::string role;
 };
-
-std::string join(const std::vector<std::string>& items, const std::string& separator = ", ") {
-    std::string text;
-    for (const auto& item : items) {
-        text += text.empty() ? item : separator + item;
-    }
-    return text;
-}
 
 std::string json_string(const std::string& text) {
     std::string out = "\"";
@@ -86,7 +79,7 @@ void print_json(const NodeStatus& status) {
 
 void print_status(const NodeStatus& status) {
     auto& out = std::cout;
-    out << "roles:  " << (status.roles.empty() ? "(none)" : join(status.roles)) << "\n";
+    out << "roles:  " << (status.roles.empty() ? "(none)" : join(status.roles, ", ")) << "\n";
     out << "state:  " << status.state << (status.reason.empty() ? "" : " (" + status.reason + ")") << "\n";
     if (status.image_commit.empty()) {
         out << "image:  (not booted from an OSTree commit)\n";

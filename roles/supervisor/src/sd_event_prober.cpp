@@ -1,12 +1,12 @@
 #include <stormnode/common/c_handle.hpp>
 #include <stormnode/common/error.hpp>
+#include <stormnode/common/spawn.hpp>
 #include <stormnode/supervisor/sd_event_loop.hpp>
 
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -20,7 +20,6 @@
 #include <set>
 #include <sstream>
 
-extern char** environ;  // NOLINT(readability-redundant-declaration)
 
 namespace stormnode::roles {
 namespace {
@@ -238,45 +237,27 @@ public:
             fail_later("exec check without argv");
             return;
         }
-        std::vector<std::string> args = check_.argv;
-        std::vector<char*> argv;
-        for (auto& a : args) {
-            argv.push_back(a.data());
-        }
-        argv.push_back(nullptr);
-        posix_spawn_file_actions_t actions;
-        posix_spawnattr_t attr;
-        posix_spawn_file_actions_init(&actions);
-        posix_spawnattr_init(&attr);
-        std::array<int, 2> err_pipe{-1, -1};
-        if (::pipe2(err_pipe.data(), O_CLOEXEC | O_NONBLOCK) != 0) {
-            fail_later(std::string("pipe2: ") + std::strerror(errno));
+        SpawnOptions options;
+        options.argv = check_.argv;
+        options.in = Stdio::null();
+        options.out = Stdio::null();
+        options.err = Stdio::pipe();             // its last line explains a failure
+        options.group = ProcessGroup::own_group;  // a timeout kills the whole tree
+        SpawnedProcess child;
+        try {
+            child = spawn(options);
+        } catch (const std::exception& e) {
+            fail_later(e.what());
             return;
         }
-        stderr_.reset(err_pipe[0]);
-        const UniqueFd err_write(err_pipe[1]);
-        for (const int fd : {0, 1}) {
-            posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", fd == 0 ? O_RDONLY : O_WRONLY, 0);
-        }
-        posix_spawn_file_actions_adddup2(&actions, err_write.get(), 2);
-        sigset_t none;
-        sigemptyset(&none);
-        posix_spawnattr_setsigmask(&attr, &none);
-        posix_spawnattr_setpgroup(&attr, 0);  // a timeout kills the whole tree
-        posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK);
-        pid_t pid = 0;
-        const int r = ::posix_spawnp(&pid, argv[0], &actions, &attr, argv.data(), environ);
-        posix_spawn_file_actions_destroy(&actions);
-        posix_spawnattr_destroy(&attr);
-        if (r != 0) {
-            fail_later("cannot run '" + check_.argv[0] + "': " + std::strerror(r));
-            return;
-        }
-        pid_ = pid;
-        pidfd_.reset(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
-        if (!pidfd_) {
+        pid_ = child.pid;
+        pidfd_ = std::move(child.pidfd);
+        stderr_ = std::move(child.err);
+        // The event loop reads what is there when the check ends; it never waits on the pipe.
+        if (::fcntl(stderr_.get(), F_SETFL, ::fcntl(stderr_.get(), F_GETFL) | O_NONBLOCK) != 0) {
+            const int error = errno;
             reap(true);
-            fail_later(std::string("pidfd_open: ") + std::strerror(errno));
+            fail_later(std::string("fcntl: ") + std::strerror(error));
             return;
         }
         watch_fd(pidfd_.get(), EPOLLIN);

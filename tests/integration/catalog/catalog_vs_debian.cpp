@@ -8,6 +8,7 @@
 #include <stormnode/common/error.hpp>
 #include <stormnode/common/subprocess.hpp>
 #include <stormnode/common/yaml_diagnostics.hpp>
+#include <stormnode/common/strings.hpp>
 #include <stormnode/catalog/catalog.hpp>
 
 #include <unistd.h>
@@ -216,14 +217,6 @@ bool unit_shipped(const std::string& unit, const std::set<std::string>& shipped)
     return false;
 }
 
-std::string join(const std::set<std::string>& items) {
-    std::string text;
-    for (const auto& item : items) {
-        text += (text.empty() ? "" : ", ") + item;
-    }
-    return text.empty() ? "(none)" : text;
-}
-
 // What one catalog file asks of Debian.
 struct RoleFacts {
     std::set<std::string> packages;  // its own and its variants'
@@ -349,7 +342,7 @@ void check_role(
             fail("unit " + unit->name + ": package " + unit->package + " is not available to look in");
         } else if (!unit_shipped(unit->name, *shipped)) {
             fail(
-                "unit " + unit->name + ": not shipped by " + unit->package + " (it ships: " + join(*shipped) +
+                "unit " + unit->name + ": not shipped by " + unit->package + " (it ships: " + (shipped->empty() ? std::string("(none)") : stormnode::join(*shipped, ", ")) +
                 ")");
         } else {
             ++units_found;

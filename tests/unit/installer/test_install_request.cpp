@@ -1,6 +1,6 @@
 #include <stormnode/common/error.hpp>
 #include <stormnode/installer/install.hpp>
-#include <stormnode/installer/kernel_cmdline.hpp>
+#include <stormnode/installer/install_request.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -25,13 +25,12 @@ TEST_CASE("interactive, bare flag and an answers path") {
     CHECK(parse_install_request("stormnode.install stormnode.answers=/tmp/a.yaml").answers == "/tmp/a.yaml");
 }
 
-TEST_CASE("quoted values and the last one wins") {
-    std::string v;
-    CHECK(kernel_arg("a=1 x=\"two words\" a=3", "x", v));
-    CHECK(v == "two words");
-    CHECK(kernel_arg("a=1 x=\"two words\" a=3", "a", v));
-    CHECK(v == "3");
-    CHECK_FALSE(kernel_arg("stormnode.installx=1", "stormnode.install", v));
+TEST_CASE("the last stormnode.install wins, a quoted answers path is unquoted") {
+    const auto r = parse_install_request(
+        "stormnode.install=interactive stormnode.answers=\"/run/my answers.yaml\" stormnode.install=unattended");
+    CHECK(r.mode == InstallMode::unattended);
+    CHECK(r.answers == "/run/my answers.yaml");
+    CHECK(parse_install_request("stormnode.installx=1").mode == InstallMode::none);
 }
 
 TEST_CASE("an unknown install mode is invalid input") {
@@ -56,6 +55,12 @@ TEST_CASE("node kernel arguments copy the console of the install") {
         "nomodeset"};
     CHECK(k == expected);
     CHECK(node_kargs("quiet", {}).size() == 3);
+}
+
+TEST_CASE("a copied argument keeps its quoting") {
+    const auto k = node_kargs("console=\"ttyS0,115200\" stormnode.report='http://h/r?a b'", {});
+    CHECK(k.at(3) == "console=ttyS0,115200");
+    CHECK(k.at(4) == "stormnode.report=\"http://h/r?a b\"");
 }
 
 TEST_CASE("a network install's node keeps its report URL and nothing else of the live boot") {

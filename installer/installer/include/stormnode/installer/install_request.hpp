@@ -3,7 +3,6 @@
 #pragma once
 
 #include <filesystem>
-#include <string>
 #include <string_view>
 
 namespace stormnode::installer {
@@ -17,9 +16,7 @@ struct InstallRequest {
     std::filesystem::path answers = kDefaultAnswersPath;
 };
 
-// The value of key in a kernel command line ("a=1 b c=\"x y\""); nullopt-like empty + found=false.
-bool kernel_arg(std::string_view cmdline, std::string_view key, std::string& value);
-
+// Reads the command line with common's parser (systemd's rules; the last of a repeated key wins).
 // Throws Error(invalid_input) for an unknown stormnode.install mode; a bare "stormnode.install" means
 // interactive.
 InstallRequest parse_install_request(std::string_view cmdline);
