@@ -1,6 +1,7 @@
 #include "stormnode/console/console_ui.hpp"
 
 #include <stormnode/common/error.hpp>
+#include <stormnode/common/spawn.hpp>
 
 #include <newt.h>
 #include <sys/wait.h>
@@ -25,19 +26,22 @@ std::size_t index_of(const void* key) {
     return reinterpret_cast<std::uintptr_t>(key) - 1;
 }  // NOLINT
 
-// The operator's root shell: it owns the terminal, so newt steps aside and the shell inherits tty1
-// (common's run() gives its child /dev/null for stdin, which a shell cannot use).
+// The operator's root shell: it owns the terminal, so newt steps aside and the shell inherits tty1 and
+// stays in the console's foreground process group (run() gives its child /dev/null for stdin and a group
+// of its own, which a shell cannot use).
 void run_shell() {
     newtSuspend();
-    const pid_t pid = fork();
-    if (pid == 0) {
-        execl("/bin/bash", "bash", "--login", static_cast<char*>(nullptr));
-        _exit(127);
-    }
-    if (pid > 0) {
+    SpawnOptions shell;
+    shell.argv = {"/bin/bash", "--login"};
+    shell.in = Stdio::inherit();
+    shell.group = ProcessGroup::inherit;
+    try {
+        const SpawnedProcess child = spawn(shell);
         int status = 0;
-        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+        while (waitpid(child.pid, &status, 0) < 0 && errno == EINTR) {
         }
+    } catch (const std::exception&) {
+        // No shell to offer (bash missing): back to the menu, as before.
     }
     newtResume();
 }
