@@ -38,6 +38,48 @@ void apply_live(const fb::Report& report) {
     }
 }
 
+// What someone at the rack must know, on the console and in the journal: the failures (exit code 1),
+// or that the node waits for a role, or which roles it got.
+int tell_operator(const fb::Report& report, const std::string& console) {
+    if (!report.ok()) {
+        for (const auto& failure : report.failures) {
+            to_console(console, "FAILED: " + failure);
+            log::error(failure, {{"MESSAGE_ID", std::string(fb::message_id::kFirstbootFailed)}});
+        }
+        to_console(
+            console,
+            "first boot is incomplete; it runs again at the next boot (or: systemctl restart "
+            "storm-firstboot)");
+        return 1;
+    }
+    if (report.discovered()) {
+        const std::string why = report.assignment.origin.empty() ? "" : " (" + report.assignment.origin + ")";
+        to_console(console, std::string(fb::kNoRoleMessage) + why);
+        log::notice(
+            std::string(fb::kNoRoleMessage) + why,
+            {{"MESSAGE_ID", std::string(fb::message_id::kFirstbootDiscovered)},
+             {"STORMNODE_HOSTNAME", report.hostname}});
+        return 0;
+    }
+    const std::string roles = report.assignment.node.roles.empty() ? std::string("none") : [&] {
+        std::string text;
+        for (const auto& r : report.assignment.node.role_specs()) {
+            text += text.empty() ? r : "," + r;
+        }
+        return text;
+    }();
+    const std::string done = "roles " + roles + " from " +
+                             std::string(fb::to_string(report.assignment.source)) + ", hostname " +
+                             report.hostname;
+    to_console(console, done);
+    log::notice(
+        "first boot done: " + done,
+        {{"MESSAGE_ID", std::string(fb::message_id::kFirstbootDone)},
+         {"STORMNODE_ROLE", roles},
+         {"STORMNODE_HOSTNAME", report.hostname}});
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -69,13 +111,6 @@ int main(int argc, char** argv) {
             log::info("first boot already done (" + std::string(fb::kStampPath) + " exists)");
             return 0;
         }
-        const std::string roles = report.assignment.node.roles.empty() ? std::string("none") : [&] {
-            std::string text;
-            for (const auto& r : report.assignment.node.role_specs()) {
-                text += text.empty() ? r : "," + r;
-            }
-            return text;
-        }();
         for (const auto& a : report.actions) {
             log::info(
                 a.what + " " + a.path + ": " + std::string(fb::to_string(a.outcome)) +
@@ -85,37 +120,7 @@ int main(int argc, char** argv) {
         if (std::filesystem::equivalent(options.root, "/")) {
             apply_live(report);
         }
-        if (!report.ok()) {
-            for (const auto& failure : report.failures) {
-                to_console(console, "FAILED: " + failure);
-                log::error(failure, {{"MESSAGE_ID", std::string(fb::message_id::kFirstbootFailed)}});
-            }
-            to_console(
-                console,
-                "first boot is incomplete; it runs again at the next boot (or: systemctl restart "
-                "storm-firstboot)");
-            return 1;
-        }
-        if (report.discovered()) {
-            const std::string why =
-                report.assignment.origin.empty() ? "" : " (" + report.assignment.origin + ")";
-            to_console(console, std::string(fb::kNoRoleMessage) + why);
-            log::notice(
-                std::string(fb::kNoRoleMessage) + why,
-                {{"MESSAGE_ID", std::string(fb::message_id::kFirstbootDiscovered)},
-                 {"STORMNODE_HOSTNAME", report.hostname}});
-            return 0;
-        }
-        const std::string done = "roles " + roles + " from " +
-                                 std::string(fb::to_string(report.assignment.source)) + ", hostname " +
-                                 report.hostname;
-        to_console(console, done);
-        log::notice(
-            "first boot done: " + done,
-            {{"MESSAGE_ID", std::string(fb::message_id::kFirstbootDone)},
-             {"STORMNODE_ROLE", roles},
-             {"STORMNODE_HOSTNAME", report.hostname}});
-        return 0;
+        return tell_operator(report, console);
     } catch (const std::exception& e) {
         const std::string text = stormnode::describe(e);
         to_console(console, "FAILED: " + text);

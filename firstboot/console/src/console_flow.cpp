@@ -38,6 +38,11 @@ std::string unit_line(const ConsoleUnit& unit) {
     return line;
 }
 
+// Every screen that asks something offers these.
+std::vector<std::string> nav_buttons() {
+    return {kNext, kBack, kCancel};
+}
+
 std::vector<std::string> split_words(const std::string& text) {
     std::vector<std::string> words;
     std::string word;
@@ -215,157 +220,223 @@ std::vector<std::string> ConsoleFlow::status_text() const {
 }
 
 View ConsoleFlow::view() const {
-    View v;
+    View v = [this] {
+        switch (screen_) {
+            case Screen::status:
+                return status_view();
+            case Screen::role_picker:
+                return role_picker_view();
+            case Screen::role_diff:
+                return role_diff_view();
+            case Screen::force_first:
+                return force_first_view();
+            case Screen::force_second:
+                return force_second_view();
+            case Screen::password:
+                return password_view();
+            case Screen::progress:
+                return progress_view();
+            case Screen::result:
+                return result_view();
+            case Screen::restart_picker:
+                return restart_picker_view();
+            case Screen::journal_picker:
+                return journal_picker_view();
+            case Screen::journal_view:
+                return journal_view();
+            case Screen::network_picker:
+                return network_picker_view();
+            case Screen::network_form:
+                return network_form_view();
+            case Screen::confirm:
+                return confirm_view();
+        }
+        return View{};
+    }();
     v.screen = screen_;
-    const std::vector<std::string> nav{kNext, kBack, kCancel};
-    switch (screen_) {
-        case Screen::status: {
-            v.title = "stormnode " + node_.hostname;
-            v.text = status_text();
-            for (const auto a : actions()) {
-                v.items.emplace_back(
-                    a == Action::switch_role && node_.roles.empty() ? "Choose a role"
-                                                                    : std::string(to_string(a)));
-            }
-            v.buttons = {"Select"};
-            break;
-        }
-        case Screen::role_picker: {
-            v.title = "Roles";
-            v.text = {"Current: " + roles_text(node_.roles), "Space marks a role, F12 or Next goes on."};
-            if (!password_error_.empty()) {
-                v.text.push_back(password_error_);
-            }
-            v.multiple = true;
-            for (const auto& name : offered_) {
-                const auto* role = catalog_.find(name);
-                v.items.push_back(
-                    name + (role != nullptr && !role->description.empty() ? " - " + role->description : ""));
-                v.checked.push_back(std::find(picked_.begin(), picked_.end(), name) != picked_.end());
-            }
-            v.buttons = nav;
-            break;
-        }
-        case Screen::role_diff: {
-            v.title = "Switch roles";
-            v.text = {"From: " + roles_text(node_.roles), "To:   " + roles_text(picked_)};
-            try {
-                const auto diff = role_diff(catalog_, node_.roles, picked_);
-                const auto section = [&](const std::string& heading, const std::vector<std::string>& units) {
-                    v.text.push_back(heading + (units.empty() ? " none" : ""));
-                    for (const auto& u : units) {
-                        v.text.push_back("  " + u);
-                    }
-                };
-                section("Units that stop:", diff.stop);
-                section("Units that start:", diff.start);
-                section("Units that keep running:", diff.keep);
-            } catch (const std::exception& e) {
-                v.text.push_back(describe(e));
-            }
-            v.text.emplace_back("If the new roles do not come up healthy, the old ones are restored.");
-            v.buttons = nav;
-            break;
-        }
-        case Screen::force_first:
-            v.title = "Refused";
-            v.text = {
-                "storm-roled refused the switch: " + refusal_,
-                "Forcing it can cost the cluster its quorum. Force the switch?"};
-            v.buttons = {"Force", kBack, kCancel};
-            break;
-        case Screen::force_second:
-            v.title = "Force the switch";
-            v.text = {
-                "Really force the switch to " + roles_text(picked_) + "?",
-                "The cluster may lose quorum: " + refusal_};
-            v.buttons = {"Force", kBack, kCancel};
-            break;
-        case Screen::password:
-            v.title = "Root password";
-            v.text = {describe_command(*pending_), "This changes the node: enter the root password."};
-            if (!password_error_.empty()) {
-                v.text.push_back(password_error_);
-            }
-            v.fields = {Field{"Password:", "", true}};
-            v.buttons = nav;
-            break;
-        case Screen::progress: {
-            v.title = "Working";
-            v.text = {
-                ran_ ? describe_command(*ran_) + " ..." : std::string("..."),
-                "Roles: " + roles_text(node_.roles) + "   State: " + node_.state};
-            if (!node_.reason.empty()) {
-                v.text.push_back("Why: " + node_.reason);
-            }
-            for (const auto& unit : node_.units) {
-                v.text.push_back(unit_line(unit));
-            }
-            break;
-        }
-        case Screen::result: {
-            v.title = "Result";
-            v.text = {ran_ ? describe_command(*ran_) : std::string()};
-            if (result_) {
-                v.text.push_back(result_->message);
-                for (const auto& line : result_->lines) {
-                    v.text.push_back(line);
-                }
-            }
-            v.buttons = {"OK"};
-            if (result_ && result_->outcome == Outcome::refused && ran_ &&
-                std::holds_alternative<SetRolesCommand>(*ran_)) {
-                v.buttons.emplace_back("Force");
-            }
-            break;
-        }
-        case Screen::restart_picker:
-            v.title = "Restart a role";
-            v.items = node_.roles;
-            v.buttons = nav;
-            break;
-        case Screen::journal_picker:
-            v.title = "Unit journal";
-            v.items = unit_names_;
-            v.buttons = nav;
-            break;
-        case Screen::journal_view:
-            v.title = "Journal";
-            if (result_) {
-                v.text = result_->lines;
-                if (v.text.empty()) {
-                    v.text.push_back(result_->message);
-                }
-            }
-            v.buttons = {"OK", kBack};
-            break;
-        case Screen::network_picker:
-            v.title = "Network settings";
-            v.text = {"Pick the interface to configure (systemd-networkd)."};
-            for (const auto& i : node_.interfaces) {
-                v.items.push_back(i.name);
-            }
-            v.buttons = nav;
-            break;
-        case Screen::network_form:
-            v.title = "Network " + network_interface_;
-            v.text = {"Mode: dhcp or static. Static needs an address with its prefix (10.0.0.5/24)."};
-            if (!password_error_.empty()) {
-                v.text.push_back(password_error_);
-            }
-            v.fields = {
-                Field{"Mode:", "dhcp"}, Field{"Address:", ""}, Field{"Gateway:", ""}, Field{"DNS:", ""}};
-            v.buttons = nav;
-            break;
-        case Screen::confirm:
-            v.title = "Confirm";
-            v.text = {describe_command(*pending_) + "?"};
-            if (std::holds_alternative<OsRollbackCommand>(*pending_)) {
-                v.text.emplace_back("The node boots the previous OSTree deployment; /etc and /var are kept.");
-            }
-            v.buttons = nav;
-            break;
+    return v;
+}
+
+View ConsoleFlow::status_view() const {
+    View v;
+    v.title = "stormnode " + node_.hostname;
+    v.text = status_text();
+    for (const auto a : actions()) {
+        v.items.emplace_back(
+            a == Action::switch_role && node_.roles.empty() ? "Choose a role" : std::string(to_string(a)));
     }
+    v.buttons = {"Select"};
+    return v;
+}
+
+View ConsoleFlow::role_picker_view() const {
+    View v;
+    v.title = "Roles";
+    v.text = {"Current: " + roles_text(node_.roles), "Space marks a role, F12 or Next goes on."};
+    if (!password_error_.empty()) {
+        v.text.push_back(password_error_);
+    }
+    v.multiple = true;
+    for (const auto& name : offered_) {
+        const auto* role = catalog_.find(name);
+        v.items.push_back(
+            name + (role != nullptr && !role->description.empty() ? " - " + role->description : ""));
+        v.checked.push_back(std::find(picked_.begin(), picked_.end(), name) != picked_.end());
+    }
+    v.buttons = nav_buttons();
+    return v;
+}
+
+View ConsoleFlow::role_diff_view() const {
+    View v;
+    v.title = "Switch roles";
+    v.text = {"From: " + roles_text(node_.roles), "To:   " + roles_text(picked_)};
+    try {
+        const auto diff = role_diff(catalog_, node_.roles, picked_);
+        const auto section = [&](const std::string& heading, const std::vector<std::string>& units) {
+            v.text.push_back(heading + (units.empty() ? " none" : ""));
+            for (const auto& u : units) {
+                v.text.push_back("  " + u);
+            }
+        };
+        section("Units that stop:", diff.stop);
+        section("Units that start:", diff.start);
+        section("Units that keep running:", diff.keep);
+    } catch (const std::exception& e) {
+        v.text.push_back(describe(e));
+    }
+    v.text.emplace_back("If the new roles do not come up healthy, the old ones are restored.");
+    v.buttons = nav_buttons();
+    return v;
+}
+
+View ConsoleFlow::force_first_view() const {
+    View v;
+    v.title = "Refused";
+    v.text = {
+        "storm-roled refused the switch: " + refusal_,
+        "Forcing it can cost the cluster its quorum. Force the switch?"};
+    v.buttons = {"Force", kBack, kCancel};
+    return v;
+}
+
+View ConsoleFlow::force_second_view() const {
+    View v;
+    v.title = "Force the switch";
+    v.text = {
+        "Really force the switch to " + roles_text(picked_) + "?",
+        "The cluster may lose quorum: " + refusal_};
+    v.buttons = {"Force", kBack, kCancel};
+    return v;
+}
+
+View ConsoleFlow::password_view() const {
+    View v;
+    v.title = "Root password";
+    v.text = {describe_command(*pending_), "This changes the node: enter the root password."};
+    if (!password_error_.empty()) {
+        v.text.push_back(password_error_);
+    }
+    v.fields = {Field{"Password:", "", true}};
+    v.buttons = nav_buttons();
+    return v;
+}
+
+// No buttons: nothing to choose while the command runs; the node's state shows live.
+View ConsoleFlow::progress_view() const {
+    View v;
+    v.title = "Working";
+    v.text = {
+        ran_ ? describe_command(*ran_) + " ..." : std::string("..."),
+        "Roles: " + roles_text(node_.roles) + "   State: " + node_.state};
+    if (!node_.reason.empty()) {
+        v.text.push_back("Why: " + node_.reason);
+    }
+    for (const auto& unit : node_.units) {
+        v.text.push_back(unit_line(unit));
+    }
+    return v;
+}
+
+View ConsoleFlow::result_view() const {
+    View v;
+    v.title = "Result";
+    v.text = {ran_ ? describe_command(*ran_) : std::string()};
+    if (result_) {
+        v.text.push_back(result_->message);
+        for (const auto& line : result_->lines) {
+            v.text.push_back(line);
+        }
+    }
+    v.buttons = {"OK"};
+    // A refused switch may be forced from here.
+    if (result_ && result_->outcome == Outcome::refused && ran_ &&
+        std::holds_alternative<SetRolesCommand>(*ran_)) {
+        v.buttons.emplace_back("Force");
+    }
+    return v;
+}
+
+View ConsoleFlow::restart_picker_view() const {
+    View v;
+    v.title = "Restart a role";
+    v.items = node_.roles;
+    v.buttons = nav_buttons();
+    return v;
+}
+
+View ConsoleFlow::journal_picker_view() const {
+    View v;
+    v.title = "Unit journal";
+    v.items = unit_names_;
+    v.buttons = nav_buttons();
+    return v;
+}
+
+View ConsoleFlow::journal_view() const {
+    View v;
+    v.title = "Journal";
+    if (result_) {
+        v.text = result_->lines;
+        if (v.text.empty()) {
+            v.text.push_back(result_->message);
+        }
+    }
+    v.buttons = {"OK", kBack};
+    return v;
+}
+
+View ConsoleFlow::network_picker_view() const {
+    View v;
+    v.title = "Network settings";
+    v.text = {"Pick the interface to configure (systemd-networkd)."};
+    for (const auto& i : node_.interfaces) {
+        v.items.push_back(i.name);
+    }
+    v.buttons = nav_buttons();
+    return v;
+}
+
+View ConsoleFlow::network_form_view() const {
+    View v;
+    v.title = "Network " + network_interface_;
+    v.text = {"Mode: dhcp or static. Static needs an address with its prefix (10.0.0.5/24)."};
+    if (!password_error_.empty()) {
+        v.text.push_back(password_error_);
+    }
+    v.fields = {Field{"Mode:", "dhcp"}, Field{"Address:", ""}, Field{"Gateway:", ""}, Field{"DNS:", ""}};
+    v.buttons = nav_buttons();
+    return v;
+}
+
+View ConsoleFlow::confirm_view() const {
+    View v;
+    v.title = "Confirm";
+    v.text = {describe_command(*pending_) + "?"};
+    if (std::holds_alternative<OsRollbackCommand>(*pending_)) {
+        v.text.emplace_back("The node boots the previous OSTree deployment; /etc and /var are kept.");
+    }
+    v.buttons = nav_buttons();
     return v;
 }
 
@@ -481,24 +552,9 @@ void ConsoleFlow::submit(const Input& input) {
             }
             break;
         }
-        case Screen::role_picker: {
-            std::vector<std::string> picked;
-            for (std::size_t i = 0; i < offered_.size() && i < input.checked.size(); ++i) {
-                if (input.checked[i]) {
-                    picked.push_back(offered_[i]);
-                }
-            }
-            picked_ = picked;
-            if (picked.empty()) {
-                password_error_ = "Mark at least one role (Space).";
-            } else if (picked == node_.roles) {
-                password_error_ = "The node already has these roles.";
-            } else {
-                password_error_.clear();
-                go(Screen::role_diff);
-            }
+        case Screen::role_picker:
+            submit_role_picker(input);
             break;
-        }
         case Screen::role_diff:
             ask_password(SetRolesCommand{picked_, false}, Screen::role_diff);
             break;
@@ -512,17 +568,9 @@ void ConsoleFlow::submit(const Input& input) {
                 ask_password(SetRolesCommand{picked_, true}, Screen::status);
             }
             break;
-        case Screen::password: {
-            const std::string password = input.fields.empty() ? std::string() : input.fields.front();
-            if (password.empty()) {
-                password_error_ = "Enter the root password.";
-                break;
-            }
-            auto body = *pending_;
-            start(body);
-            command_->password = password;
+        case Screen::password:
+            submit_password(input);
             break;
-        }
         case Screen::result:
             if (input.button == "Force") {
                 go(Screen::force_first);
@@ -550,39 +598,75 @@ void ConsoleFlow::submit(const Input& input) {
                 go(Screen::network_form);
             }
             break;
-        case Screen::network_form: {
-            NetworkCommand c;
-            c.interface = network_interface_;
-            const auto field = [&](std::size_t i) {
-                return i < input.fields.size() ? input.fields[i] : std::string();
-            };
-            const auto words = split_words(field(0));
-            const std::string mode = words.empty() ? "dhcp" : words.front();
-            if (mode != "dhcp" && mode != "static") {
-                password_error_ = "Mode: '" + mode + "' is neither dhcp nor static.";
-                break;
-            }
-            c.dhcp = mode == "dhcp";
-            const auto address = split_words(field(1));
-            const auto gateway = split_words(field(2));
-            c.dns = split_words(field(3));
-            if (!c.dhcp) {
-                if (address.size() != 1 || address.front().find('/') == std::string::npos) {
-                    password_error_ = "Address: a static address needs its prefix length, as in 10.0.0.5/24.";
-                    break;
-                }
-                c.address = address.front();
-                c.gateway = gateway.empty() ? std::string() : gateway.front();
-            }
-            ask_password(c, Screen::network_form);
+        case Screen::network_form:
+            submit_network_form(input);
             break;
-        }
         case Screen::confirm:
             ask_password(*pending_, Screen::status);
             break;
         case Screen::progress:
             break;
     }
+}
+
+// The marked roles go on to the diff only when they are a change; otherwise the picker says why.
+void ConsoleFlow::submit_role_picker(const Input& input) {
+    std::vector<std::string> picked;
+    for (std::size_t i = 0; i < offered_.size() && i < input.checked.size(); ++i) {
+        if (input.checked[i]) {
+            picked.push_back(offered_[i]);
+        }
+    }
+    picked_ = picked;
+    if (picked.empty()) {
+        password_error_ = "Mark at least one role (Space).";
+    } else if (picked == node_.roles) {
+        password_error_ = "The node already has these roles.";
+    } else {
+        password_error_.clear();
+        go(Screen::role_diff);
+    }
+}
+
+// The pending command runs with the password; the worker checks it before anything changes.
+void ConsoleFlow::submit_password(const Input& input) {
+    const std::string password = input.fields.empty() ? std::string() : input.fields.front();
+    if (password.empty()) {
+        password_error_ = "Enter the root password.";
+        return;
+    }
+    auto body = *pending_;
+    start(body);
+    command_->password = password;
+}
+
+// Fields: mode (dhcp or static), address with prefix, gateway, DNS servers (spaces or commas). A
+// mistake stays on the form with its reason; a valid form asks for the password.
+void ConsoleFlow::submit_network_form(const Input& input) {
+    NetworkCommand c;
+    c.interface = network_interface_;
+    const auto field = [&](std::size_t i) {
+        return i < input.fields.size() ? input.fields[i] : std::string();
+    };
+    const auto words = split_words(field(0));
+    const std::string mode = words.empty() ? "dhcp" : words.front();
+    if (mode != "dhcp" && mode != "static") {
+        password_error_ = "Mode: '" + mode + "' is neither dhcp nor static.";
+        return;
+    }
+    c.dhcp = mode == "dhcp";
+    const auto address = split_words(field(1));
+    const auto gateway = split_words(field(2));
+    c.dns = split_words(field(3));
+    if (!c.dhcp) {
+        if (address.size() != 1 || address.front().find('/') == std::string::npos) {
+            password_error_ = "Address: a static address needs its prefix length, as in 10.0.0.5/24.";
+            return;
+        }
+        c.address = address.front();
+        c.gateway = gateway.empty() ? std::string() : gateway.front();
+    }
+    ask_password(c, Screen::network_form);
 }
 
 std::optional<ConsoleCommand> ConsoleFlow::take_command() {

@@ -53,6 +53,32 @@ struct Drawn {
     std::vector<std::pair<newtComponent, std::string>> buttons;
 };
 
+// The view's items: checkboxes when several may be marked (the role picker), else a list whose Enter
+// submits the form. Keyed by index (key_of); the cursor on view.current.
+newtComponent make_list(const View& view, int y, int rows, int width) {
+    newtComponent list = nullptr;
+    if (view.multiple) {
+        list = newtCheckboxTree(0, y, rows, NEWT_FLAG_SCROLL);
+        for (std::size_t i = 0; i < view.items.size(); ++i) {
+            newtCheckboxTreeAddItem(
+                list, view.items[i].c_str(), key_of(i), 0, NEWT_ARG_APPEND, NEWT_ARG_LAST);
+            if (i < view.checked.size() && view.checked[i]) {
+                newtCheckboxTreeSetEntryValue(list, key_of(i), NEWT_CHECKBOXTREE_SELECTED);
+            }
+        }
+        newtCheckboxTreeSetWidth(list, width - 2);
+        newtCheckboxTreeSetCurrent(list, key_of(std::min(view.current, view.items.size() - 1)));
+    } else {
+        list = newtListbox(0, y, rows, NEWT_FLAG_RETURNEXIT | NEWT_FLAG_SCROLL);
+        newtListboxSetWidth(list, width - 2);
+        for (std::size_t i = 0; i < view.items.size(); ++i) {
+            newtListboxAppendEntry(list, view.items[i].c_str(), key_of(i));
+        }
+        newtListboxSetCurrent(list, static_cast<int>(std::min(view.current, view.items.size() - 1)));
+    }
+    return list;
+}
+
 Drawn draw(const View& view, int watch_fd) {
     int cols = 80;
     int rows = 24;
@@ -77,25 +103,7 @@ Drawn draw(const View& view, int watch_fd) {
     int y = text_rows;
 
     if (!view.items.empty()) {
-        if (view.multiple) {
-            d.list = newtCheckboxTree(0, y, list_rows, NEWT_FLAG_SCROLL);
-            for (std::size_t i = 0; i < view.items.size(); ++i) {
-                newtCheckboxTreeAddItem(
-                    d.list, view.items[i].c_str(), key_of(i), 0, NEWT_ARG_APPEND, NEWT_ARG_LAST);
-                if (i < view.checked.size() && view.checked[i]) {
-                    newtCheckboxTreeSetEntryValue(d.list, key_of(i), NEWT_CHECKBOXTREE_SELECTED);
-                }
-            }
-            newtCheckboxTreeSetWidth(d.list, width - 2);
-            newtCheckboxTreeSetCurrent(d.list, key_of(std::min(view.current, view.items.size() - 1)));
-        } else {
-            d.list = newtListbox(0, y, list_rows, NEWT_FLAG_RETURNEXIT | NEWT_FLAG_SCROLL);
-            newtListboxSetWidth(d.list, width - 2);
-            for (std::size_t i = 0; i < view.items.size(); ++i) {
-                newtListboxAppendEntry(d.list, view.items[i].c_str(), key_of(i));
-            }
-            newtListboxSetCurrent(d.list, static_cast<int>(std::min(view.current, view.items.size() - 1)));
-        }
+        d.list = make_list(view, y, list_rows, width);
         newtFormAddComponent(d.form, d.list);
         y += list_rows;
     }

@@ -3,9 +3,9 @@
 #include "console_text.hpp"
 
 #include <stormnode/common/error.hpp>
-#include <stormnode/node_client/node_client.hpp>
 #include <stormnode/node_client/bus_handles.hpp>
 #include <stormnode/node_client/node_api.hpp>
+#include <stormnode/node_client/node_client.hpp>
 
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -293,23 +293,30 @@ struct Watch {
     }
 };
 
-}  // namespace
-
-void ConsoleWorker::loop() {
+// The system bus, or the bus at address (tests).
+roles::BusConnection connect_bus(const std::string& address) {
     roles::BusConnection bus;
-    if (bus_address_.empty()) {
+    if (address.empty()) {
         check_r(sd_bus_open_system(out(bus)), "connecting to the system bus", Errc::dbus);
     } else {
         check_r(sd_bus_new(out(bus)), "creating a bus connection", Errc::dbus);
-        check_r(sd_bus_set_address(bus.get(), bus_address_.c_str()), "setting the bus address", Errc::dbus);
+        check_r(sd_bus_set_address(bus.get(), address.c_str()), "setting the bus address", Errc::dbus);
         check_r(sd_bus_set_bus_client(bus.get(), 1), "setting up the bus connection", Errc::dbus);
-        check_r(sd_bus_start(bus.get()), "connecting to " + bus_address_, Errc::dbus);
+        check_r(sd_bus_start(bus.get()), "connecting to " + address, Errc::dbus);
     }
-    Watch watch;
+    return bus;
+}
+
+// The matches that feed watch, for as long as the slots live.
+struct WatchSlots {
     roles::BusSlot properties;
     roles::BusSlot node_signals;
     roles::BusSlot switched;
     roles::BusSlot owner;
+};
+
+WatchSlots watch_node(sd_bus* bus, Watch& watch) {
+    WatchSlots slots;
     const std::string path = roles::kNodeObjectPath;
     const std::string node_rule =
         "type='signal',path='" + path + "',interface='" + roles::kNodeInterface + "'";
@@ -322,17 +329,17 @@ void ConsoleWorker::loop() {
             "interface='org.freedesktop.DBus',member='NameOwnerChanged',arg0='") +
         roles::kNodeBusName + "'";
     check_r(
-        sd_bus_add_match(bus.get(), out(properties), properties_rule.c_str(), Watch::on_properties, &watch),
+        sd_bus_add_match(bus, out(slots.properties), properties_rule.c_str(), Watch::on_properties, &watch),
         "watching storm-roled",
         Errc::dbus);
     check_r(
-        sd_bus_add_match(bus.get(), out(node_signals), node_rule.c_str(), Watch::on_change, &watch),
+        sd_bus_add_match(bus, out(slots.node_signals), node_rule.c_str(), Watch::on_change, &watch),
         "watching storm-roled",
         Errc::dbus);
     check_r(
         sd_bus_match_signal(
-            bus.get(),
-            out(switched),
+            bus,
+            out(slots.switched),
             nullptr,
             roles::kNodeObjectPath,
             roles::kNodeInterface,
@@ -342,9 +349,36 @@ void ConsoleWorker::loop() {
         "watching RoleSwitched",
         Errc::dbus);
     check_r(
-        sd_bus_add_match(bus.get(), out(owner), owner_rule.c_str(), Watch::on_owner, &watch),
+        sd_bus_add_match(bus, out(slots.owner), owner_rule.c_str(), Watch::on_owner, &watch),
         "watching storm-roled",
         Errc::dbus);
+    return slots;
+}
+
+// How long poll() may sleep: until sd-bus's own next timeout (a pending call's reply), at most a
+// minute; -1 when it has none.
+int bus_timeout_ms(sd_bus* bus) {
+    std::uint64_t usec = UINT64_MAX;
+    check_r(sd_bus_get_timeout(bus, &usec), "reading the bus timeout", Errc::dbus);
+    int timeout_ms = -1;
+    if (usec != UINT64_MAX) {
+        timespec now{};
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        const std::uint64_t now_usec = static_cast<std::uint64_t>(now.tv_sec) * 1000000U +
+                                       static_cast<std::uint64_t>(now.tv_nsec) / 1000U;
+        timeout_ms = usec <= now_usec
+                         ? 0
+                         : static_cast<int>(std::min<std::uint64_t>((usec - now_usec) / 1000U + 1, 60000));
+    }
+    return timeout_ms;
+}
+
+}  // namespace
+
+void ConsoleWorker::loop() {
+    const roles::BusConnection bus = connect_bus(bus_address_);
+    Watch watch;
+    const WatchSlots slots = watch_node(bus.get(), watch);
 
     CommandRunner runner(*backend_);
     while (true) {
@@ -386,19 +420,7 @@ void ConsoleWorker::loop() {
             continue;
         }
 
-        std::uint64_t usec = UINT64_MAX;
-        check_r(sd_bus_get_timeout(bus.get(), &usec), "reading the bus timeout", Errc::dbus);
-        int timeout_ms = -1;
-        if (usec != UINT64_MAX) {
-            timespec now{};
-            clock_gettime(CLOCK_MONOTONIC, &now);
-            const std::uint64_t now_usec = static_cast<std::uint64_t>(now.tv_sec) * 1000000U +
-                                           static_cast<std::uint64_t>(now.tv_nsec) / 1000U;
-            timeout_ms =
-                usec <= now_usec
-                    ? 0
-                    : static_cast<int>(std::min<std::uint64_t>((usec - now_usec) / 1000U + 1, 60000));
-        }
+        const int timeout_ms = bus_timeout_ms(bus.get());
         std::array<pollfd, 3> fds{{
             {sd_bus_get_fd(bus.get()), static_cast<short>(sd_bus_get_events(bus.get())), 0},
             {commands_fd_.get(), POLLIN, 0},

@@ -132,25 +132,23 @@ std::vector<std::string> read_macs(const fs::path& root) {
     return macs;
 }
 
-Report run_firstboot(const Options& options, Fetcher& fetcher) {
-    const fs::path& root = options.root;
-    Report report;
-    if (detail::present(under(root, std::string(kStampPath)))) {
-        report.already_done = true;
-        return report;
-    }
-    const roles::Catalog catalog = roles::load_valid_catalog(options.catalog_dir);
-    Steps steps(report);
+namespace {
 
-    // 1. The roles. A bad source is a failure (retried at the next boot), but the node still gets
-    // its identity so that it can be reached.
+// Step 1: the roles, into report.assignment. A bad source is a failure (retried at the next boot), but
+// the node still gets its identity so that it can be reached: it keeps node.yaml's settings without
+// roles, and false says that node.yaml must not be rewritten from them.
+bool choose_roles(
+    const Options& options,
+    const fs::path& node_path,
+    const roles::Catalog& catalog,
+    Fetcher& fetcher,
+    Report& report) {
     SourceInputs inputs;
-    inputs.macs = read_macs(root);
-    const fs::path node_path = under(root, "/" + std::string(kNodeFilePath));
-    bool source_ok = true;
+    inputs.macs = read_macs(options.root);
     try {
-        inputs.cmdline = options.cmdline ? *options.cmdline
-                                         : detail::read_if_exists(under(root, "/proc/cmdline")).value_or("");
+        inputs.cmdline = options.cmdline
+                             ? *options.cmdline
+                             : detail::read_if_exists(under(options.root, "/proc/cmdline")).value_or("");
         if (detail::present(node_path)) {
             Diagnostics diags(node_path.string());
             inputs.node_file = read_node_file(node_path, &catalog, diags);
@@ -163,17 +161,65 @@ Report run_firstboot(const Options& options, Fetcher& fetcher) {
         report.assignment.node = inputs.node_file.value_or(NodeFile{});
         report.assignment.node.roles.clear();
         report.assignment.node.variants.clear();
-        source_ok = false;
+        return false;
     }
-    const NodeFile& node = report.assignment.node;
+    return true;
+}
 
-    // What to generate: the common layer always, the roles' entries when there are roles.
+// What to generate: the common layer always, the roles' entries when there are roles.
+std::vector<roles::NodeState> states_to_generate(const roles::Catalog& catalog, const NodeFile& node) {
     std::vector<roles::NodeState> states;
     if (!node.roles.empty()) {
         states = roles::resolve_combination(catalog, node.role_specs()).body.node_state;
     } else if (const roles::Role* common = catalog.find("common")) {
         states = common->body.node_state;
     }
+    return states;
+}
+
+// The node's one networkd file of ours: a file left from other settings would match the same links.
+Outcome write_network_file(const fs::path& root, const NetworkdFile& networkd) {
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(under(root, "/etc/systemd/network"), ec)) {
+        const auto name = entry.path().filename().string();
+        if (name.rfind("10-stormnode-", 0) == 0 && name != networkd.name) {
+            fs::remove(entry.path(), ec);
+        }
+    }
+    return write_config(under(root, "/etc/systemd/network/" + networkd.name), networkd.text);
+}
+
+// Step 5, the record: the state always, the stamp only when a role was assigned and all went well.
+void record_result(const fs::path& root, Report& report) {
+    try {
+        detail::make_dirs(under(root, std::string(kStatePath)).parent_path());
+        write_file_atomic(under(root, std::string(kStatePath)), render_state(report), 0644);
+        if (report.ok() && !report.discovered()) {
+            write_file_atomic(under(root, std::string(kStampPath)), render_stamp(report), 0644);
+        }
+    } catch (const std::exception& e) {
+        report.failures.push_back("recording the result in /var/lib/stormnode: " + describe(e));
+    }
+}
+
+}  // namespace
+
+Report run_firstboot(const Options& options, Fetcher& fetcher) {
+    const fs::path& root = options.root;
+    Report report;
+    if (detail::present(under(root, std::string(kStampPath)))) {
+        report.already_done = true;
+        return report;
+    }
+    const roles::Catalog catalog = roles::load_valid_catalog(options.catalog_dir);
+    Steps steps(report);
+
+    // 1. The roles.
+    const fs::path node_path = under(root, "/" + std::string(kNodeFilePath));
+    const bool source_ok = choose_roles(options, node_path, catalog, fetcher, report);
+    const NodeFile& node = report.assignment.node;
+
+    const std::vector<roles::NodeState> states = states_to_generate(catalog, node);
     const Accounts accounts = Accounts::load(root);
     GeneratorContext ctx{root, {}, &accounts, options.set_owner};
 
@@ -192,17 +238,8 @@ Report run_firstboot(const Options& options, Fetcher& fetcher) {
         return std::pair{write_config(under(root, "/etc/hostname"), report.hostname + "\n"), report.hostname};
     });
     const NetworkdFile networkd = render_networkd(node.network);
-    const std::string network_path = "/etc/systemd/network/" + networkd.name;
-    steps.run("network", network_path, [&] {
-        // Only one of ours: a file left from other settings would match the same links.
-        std::error_code ec;
-        for (const auto& entry : fs::directory_iterator(under(root, "/etc/systemd/network"), ec)) {
-            const auto name = entry.path().filename().string();
-            if (name.rfind("10-stormnode-", 0) == 0 && name != networkd.name) {
-                fs::remove(entry.path(), ec);
-            }
-        }
-        return std::pair{write_config(under(root, network_path), networkd.text), std::string()};
+    steps.run("network", "/etc/systemd/network/" + networkd.name, [&] {
+        return std::pair{write_network_file(root, networkd), std::string()};
     });
 
     // 3. node.yaml, so that storm-roled and the next boots see the same roles.
@@ -226,16 +263,8 @@ Report run_firstboot(const Options& options, Fetcher& fetcher) {
         });
     }
 
-    // 5. The record: the state always, the stamp only when a role was assigned and all went well.
-    try {
-        detail::make_dirs(under(root, std::string(kStatePath)).parent_path());
-        write_file_atomic(under(root, std::string(kStatePath)), render_state(report), 0644);
-        if (report.ok() && !report.discovered()) {
-            write_file_atomic(under(root, std::string(kStampPath)), render_stamp(report), 0644);
-        }
-    } catch (const std::exception& e) {
-        report.failures.push_back("recording the result in /var/lib/stormnode: " + describe(e));
-    }
+    // 5. The record.
+    record_result(root, report);
     return report;
 }
 

@@ -1,6 +1,7 @@
 // `stormctl install` and `stormctl os ...`: arguments, prompts and progress display; the work is in
 // stormnode::installer. Phase lines ("stormnode-install: phase pull") go to stdout, which the
 // installer's unit sends to the console, where the system tests read them.
+#include <stormnode/catalog/catalog.hpp>
 #include <stormnode/common/error.hpp>
 #include <stormnode/common/log.hpp>
 #include <stormnode/common/temp_dir.hpp>
@@ -11,7 +12,6 @@
 #include <stormnode/installer/install.hpp>
 #include <stormnode/installer/install_request.hpp>
 #include <stormnode/installer/os.hpp>
-#include <stormnode/catalog/catalog.hpp>
 
 #include <CLI/CLI.hpp>
 #include <sys/mount.h>
@@ -285,6 +285,9 @@ struct OsArgs {
     std::string gpg_key;
 };
 
+// stormctl os status|upgrade|rollback: the installed node's deployments (below add_install_commands).
+void add_os_commands(CLI::App& app, int& exit_code);
+
 }  // namespace
 
 void add_install_commands(CLI::App& app, int& exit_code) {
@@ -299,8 +302,9 @@ void add_install_commands(CLI::App& app, int& exit_code) {
     install->add_option("--ref", a->ref, "Ref to install (default: the source repo's only ref)");
     install->add_option("--gpg-key", a->gpg_key, "Armored public key the commit must be signed with")
         ->capture_default_str();
-    install->add_option(
-               "--media-dir", a->media_dir, "The mounted boot media (ISO) a live repo keeps the kernel on")
+    install
+        ->add_option(
+            "--media-dir", a->media_dir, "The mounted boot media (ISO) a live repo keeps the kernel on")
         ->capture_default_str();
     install->add_option("--catalog", a->catalog, "Role catalog directory");
     install->add_option("--karg", a->kargs, "Extra kernel argument for the node (repeatable)");
@@ -326,6 +330,12 @@ void add_install_commands(CLI::App& app, int& exit_code) {
         }
     });
 
+    add_os_commands(app, exit_code);
+}
+
+namespace {
+
+void add_os_commands(CLI::App& app, int& exit_code) {
     auto* os = app.add_subcommand("os", "The node's OSTree deployments: status, upgrade, rollback");
     os->require_subcommand(1);
     auto o = std::make_shared<OsArgs>();
@@ -379,5 +389,7 @@ void add_install_commands(CLI::App& app, int& exit_code) {
         exit_code = 0;
     });
 }
+
+}  // namespace
 
 }  // namespace stormnode::installer

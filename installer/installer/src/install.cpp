@@ -308,6 +308,143 @@ void add_boot_to_fstab(const fs::path& etc) {
     write_file_atomic(fstab, text, 0644);
 }
 
+// What a local source repo (a directory) holds for the plan. Everything that can fail once the disk
+// is touched is checked now: the ref, the commit's signature, the media objects a live ISO's repo keeps
+// outside it.
+struct LocalImage {
+    std::string ref;
+    std::string commit;
+    fs::path media_dir;  // empty: the repo holds every object itself
+    std::uint64_t tree_bytes = 0;
+};
+
+LocalImage inspect_local_image(
+    const fs::path& dir, const InstallOptions& options, const std::string& public_key) {
+    LocalImage local;
+    std::error_code ec;
+    if (!fs::exists(dir / "config")) {
+        throw Error(Errc::not_found, "no OSTree repo at " + dir.string());
+    }
+    auto repo = image::open_repo(dir);
+    local.ref = options.ref.empty() ? only_ref(repo.get(), dir.string()) : options.ref;
+    GErrorPtr error;
+    char* raw = nullptr;
+    if (!ostree_repo_resolve_rev(repo.get(), local.ref.c_str(), FALSE, &raw, out(error))) {
+        throw Error(Errc::not_found, "no ref '" + local.ref + "' in " + dir.string());
+    }
+    image::GCharPtr commit(raw);
+    local.commit = commit.get();
+    verify_local_commit(repo.get(), local.commit, options.public_key, public_key, local.ref);
+    GFile* root_raw = nullptr;
+    if (!ostree_repo_read_commit(repo.get(), local.commit.c_str(), &root_raw, nullptr, nullptr, out(error))) {
+        throw_gerror(error, "reading commit " + local.commit);
+    }
+    image::GFilePtr root(root_raw);
+    // A live ISO's repo keeps the kernel and initramfs on the media: they must be readable now,
+    // before the disk is touched.
+    if (fs::exists(dir / image::kMediaObjectsFile)) {
+        for (const auto& object : image::read_media_objects(dir / image::kMediaObjectsFile)) {
+            if (!fs::is_regular_file(options.media_dir / object.media_path, ec)) {
+                throw Error(
+                    Errc::not_found,
+                    dir.string() + " keeps object " + object.checksum + " on its boot media, but " +
+                        (options.media_dir / object.media_path).string() +
+                        " is not there: give --media-dir the mounted ISO, or a complete --source-repo");
+            }
+        }
+        local.media_dir = options.media_dir;
+    }
+    local.tree_bytes = recorded_tree_bytes(repo.get(), local.commit).value_or(0);
+    if (local.tree_bytes == 0) {  // a commit not made by stormctl image build
+        local.tree_bytes = tree_size(root.get());
+    }
+    return local;
+}
+
+// The device node of partition n of the disk at device (/dev/vda 2 -> /dev/vda2).
+fs::path partition(const fs::path& device, int n) {
+    return device.parent_path() / partition_name(device.filename().string(), n);
+}
+
+// Phase "partition": the old system stops booting, then the new table, which the kernel must show as
+// device nodes before anything is formatted.
+void partition_disk(const fs::path& device, std::uint64_t size, ProgressSink& progress) {
+    progress.phase("partition", 4, "steps");
+    destroy_bootability(device, size);
+    progress.advance(1);
+    run_checked(
+        {.argv =
+             {"sfdisk", "--quiet", "--no-reread", "--no-tell-kernel", "--wipe", "always", device.string()},
+         .stdin_data = sfdisk_script()});
+    progress.advance(2);
+    // The kernel learns the new table from partx: this host's kernel has no partition parsers, and
+    // on one that has them, the old partitions go first.
+    run({.argv = {"partx", "--delete", device.string()}});
+    // Where udev runs (the live system), it re-reads a disk's table once a writer closes it, so the
+    // kernel may already have the new partitions and partx then fails with "busy": the nodes decide.
+    const auto added = run({.argv = {"partx", "--add", device.string()}});
+    progress.advance(3);
+    try {
+        wait_for_nodes(
+            {partition(device, 1), partition(device, 2), partition(device, 3), partition(device, 4)},
+            std::chrono::seconds(30));
+    } catch (const Error& error) {
+        if (!added.ok()) {
+            throw Error(
+                Errc::io,
+                "the kernel did not take the new partition table of " + device.string() +
+                    ": partx --add: " + added.err);
+        }
+        throw;
+    }
+    progress.advance(4);
+}
+
+// Phase "format": the ESP, /boot and the root filesystem (the BIOS boot partition stays raw).
+void format_partitions(const fs::path& device, ProgressSink& progress) {
+    progress.phase("format", 3, "filesystems");
+    run_checked({.argv = {"mkfs.vfat", "-F", "32", "-n", "STORMESP", partition(device, 2).string()}});
+    progress.advance(1);
+    run_checked({.argv = {"mkfs.ext4", "-q", "-F", "-L", kBootLabel, partition(device, 3).string()}});
+    progress.advance(2);
+    run_checked({.argv = {"mkfs.ext4", "-q", "-F", "-L", kRootLabel, partition(device, 4).string()}});
+    progress.advance(3);
+}
+
+// Phase "configure": the node's settings into the new deployment's /etc (node.yaml, cluster.yaml, the
+// /boot mount) and root's SSH keys into the stateroot's /var, under the mounted root filesystem.
+void configure_deployment(const InstallPlan& plan, const fs::path& etc, const fs::path& root) {
+    write_into(
+        etc / std::string(firstboot::kNodeFilePath).substr(4), firstboot::render_node_file(plan.node), 0644);
+    if (!plan.cluster_file.empty()) {
+        write_into(etc / "stormnode" / "cluster.yaml", read_file(plan.cluster_file), 0600);
+    }
+    if (!plan.root_ssh_keys.empty()) {
+        std::string keys;
+        for (const auto& k : plan.root_ssh_keys) {
+            keys += k + "\n";
+        }
+        // /root is /var/roothome; the stateroot's /var is shared by its deployments.
+        const auto home = root / "ostree" / "deploy" / kOsName / "var" / "roothome";
+        fs::create_directories(home);
+        ::chmod(home.c_str(), 0700);
+        write_into(home / ".ssh" / "authorized_keys", keys, 0600, 0700);
+    }
+    add_boot_to_fstab(etc);
+}
+
+// Phase "bootloader": GRUB's config on /boot, then GRUB for BIOS (in the BIOS boot partition) and UEFI
+// (on the ESP).
+void install_bootloader(const fs::path& device, const fs::path& boot, ProgressSink& progress) {
+    progress.phase("bootloader", 3, "steps");
+    write_grub_cfg(boot);
+    progress.advance(1);
+    install_grub_bios(device, boot, kMiB / 512, kBiosBootMiB * kMiB);
+    progress.advance(2);
+    install_grub_uefi(partition(device, 2));
+    progress.advance(3);
+}
+
 }  // namespace
 
 std::uint64_t minimum_disk_size(std::uint64_t tree_bytes) {
@@ -357,43 +494,11 @@ InstallPlan plan_install(const InstallOptions& options) {
     plan.public_key = read_file(options.public_key);
     if (plan.source_url.starts_with("file://")) {
         const fs::path dir = plan.source_url.substr(7);
-        if (!fs::exists(dir / "config")) {
-            throw Error(Errc::not_found, "no OSTree repo at " + dir.string());
-        }
-        auto repo = image::open_repo(dir);
-        plan.ref = options.ref.empty() ? only_ref(repo.get(), dir.string()) : options.ref;
-        GErrorPtr error;
-        char* raw = nullptr;
-        if (!ostree_repo_resolve_rev(repo.get(), plan.ref.c_str(), FALSE, &raw, out(error))) {
-            throw Error(Errc::not_found, "no ref '" + plan.ref + "' in " + dir.string());
-        }
-        image::GCharPtr commit(raw);
-        plan.commit = commit.get();
-        verify_local_commit(repo.get(), plan.commit, options.public_key, plan.public_key, plan.ref);
-        GFile* root_raw = nullptr;
-        if (!ostree_repo_read_commit(
-                repo.get(), plan.commit.c_str(), &root_raw, nullptr, nullptr, out(error))) {
-            throw_gerror(error, "reading commit " + plan.commit);
-        }
-        image::GFilePtr root(root_raw);
-        // A live ISO's repo keeps the kernel and initramfs on the media: they must be readable now,
-        // before the disk is touched.
-        if (fs::exists(dir / image::kMediaObjectsFile)) {
-            for (const auto& object : image::read_media_objects(dir / image::kMediaObjectsFile)) {
-                if (!fs::is_regular_file(options.media_dir / object.media_path, ec)) {
-                    throw Error(
-                        Errc::not_found,
-                        dir.string() + " keeps object " + object.checksum + " on its boot media, but " +
-                            (options.media_dir / object.media_path).string() +
-                            " is not there: give --media-dir the mounted ISO, or a complete --source-repo");
-                }
-            }
-            plan.media_dir = options.media_dir;
-        }
-        plan.tree_bytes = recorded_tree_bytes(repo.get(), plan.commit).value_or(0);
-        if (plan.tree_bytes == 0) {  // a commit not made by stormctl image build
-            plan.tree_bytes = tree_size(root.get());
-        }
+        auto local = inspect_local_image(dir, options, plan.public_key);
+        plan.ref = std::move(local.ref);
+        plan.commit = std::move(local.commit);
+        plan.media_dir = std::move(local.media_dir);
+        plan.tree_bytes = local.tree_bytes;
     } else {
         if (options.ref.empty()) {
             throw Error(Errc::invalid_input, "a remote source repo needs --ref");
@@ -430,56 +535,20 @@ InstallResult run_install(const InstallPlan& plan, ProgressSink& progress) {
         device = loop->device();
     }
     result.device = device;
-    const auto name = device.filename().string();
-    const auto part = [&](int n) {
-        return device.parent_path() / partition_name(name, n);
-    };
 
-    progress.phase("partition", 4, "steps");
-    destroy_bootability(device, plan.disk.size);
-    progress.advance(1);
-    run_checked(
-        {.argv =
-             {"sfdisk", "--quiet", "--no-reread", "--no-tell-kernel", "--wipe", "always", device.string()},
-         .stdin_data = sfdisk_script()});
-    progress.advance(2);
-    // The kernel learns the new table from partx: this host's kernel has no partition parsers, and
-    // on one that has them, the old partitions go first.
-    run({.argv = {"partx", "--delete", device.string()}});
-    // Where udev runs (the live system), it re-reads a disk's table once a writer closes it, so the
-    // kernel may already have the new partitions and partx then fails with "busy": the nodes decide.
-    const auto added = run({.argv = {"partx", "--add", device.string()}});
-    progress.advance(3);
-    try {
-        wait_for_nodes({part(1), part(2), part(3), part(4)}, std::chrono::seconds(30));
-    } catch (const Error& error) {
-        if (!added.ok()) {
-            throw Error(
-                Errc::io,
-                "the kernel did not take the new partition table of " + device.string() +
-                    ": partx --add: " + added.err);
-        }
-        throw;
-    }
-    progress.advance(4);
-
-    progress.phase("format", 3, "filesystems");
-    run_checked({.argv = {"mkfs.vfat", "-F", "32", "-n", "STORMESP", part(2).string()}});
-    progress.advance(1);
-    run_checked({.argv = {"mkfs.ext4", "-q", "-F", "-L", kBootLabel, part(3).string()}});
-    progress.advance(2);
-    run_checked({.argv = {"mkfs.ext4", "-q", "-F", "-L", kRootLabel, part(4).string()}});
-    progress.advance(3);
+    partition_disk(device, plan.disk.size, progress);
+    format_partitions(device, progress);
 
     Mounts mounts;
-    mounts.mount(part(4), mounts.root());
-    mounts.mount(part(3), mounts.root() / "boot");
+    mounts.mount(partition(device, 4), mounts.root());
+    mounts.mount(partition(device, 3), mounts.root() / "boot");
     auto sysroot = open_sysroot(mounts.root(), true);
     OstreeRepo* repo = sysroot_repo(sysroot.get());
 
     progress.phase("pull", 0, "objects");
     if (!plan.media_dir.empty()) {
-        image::seed_media_objects(repo, plan.source_url.substr(std::string_view("file://").size()), plan.media_dir);
+        image::seed_media_objects(
+            repo, plan.source_url.substr(std::string_view("file://").size()), plan.media_dir);
     }
     result.commit = pull_verified(repo, plan.source_url, plan.ref, plan.public_key, progress).commit;
     if (!plan.commit.empty() && result.commit != plan.commit) {
@@ -495,34 +564,11 @@ InstallResult run_install(const InstallPlan& plan, ProgressSink& progress) {
     result.deployment = fs::relative(dir, mounts.root()).string();
 
     progress.phase("configure", 0, "");
-    const auto etc = dir / "etc";
-    write_into(
-        etc / std::string(firstboot::kNodeFilePath).substr(4), firstboot::render_node_file(plan.node), 0644);
-    if (!plan.cluster_file.empty()) {
-        write_into(etc / "stormnode" / "cluster.yaml", read_file(plan.cluster_file), 0600);
-    }
-    if (!plan.root_ssh_keys.empty()) {
-        std::string keys;
-        for (const auto& k : plan.root_ssh_keys) {
-            keys += k + "\n";
-        }
-        // /root is /var/roothome; the stateroot's /var is shared by its deployments.
-        const auto home = mounts.root() / "ostree" / "deploy" / kOsName / "var" / "roothome";
-        fs::create_directories(home);
-        ::chmod(home.c_str(), 0700);
-        write_into(home / ".ssh" / "authorized_keys", keys, 0600, 0700);
-    }
-    add_boot_to_fstab(etc);
+    configure_deployment(plan, dir / "etc", mounts.root());
     ::sync();
 
     // Last: only now does the disk boot, and it boots the complete system.
-    progress.phase("bootloader", 3, "steps");
-    write_grub_cfg(mounts.root() / "boot");
-    progress.advance(1);
-    install_grub_bios(device, mounts.root() / "boot", kMiB / 512, kBiosBootMiB * kMiB);
-    progress.advance(2);
-    install_grub_uefi(part(2));
-    progress.advance(3);
+    install_bootloader(device, mounts.root() / "boot", progress);
     ::sync();
     return result;
 }

@@ -1,9 +1,8 @@
 #include "stormnode/vm/vm.hpp"
 
+#include <stormnode/catalog/node_file.hpp>
 #include <stormnode/common/error.hpp>
 #include <stormnode/common/subprocess.hpp>
-
-#include <stormnode/catalog/node_file.hpp>
 
 #include <arpa/inet.h>
 #include <libvirt/virterror.h>
@@ -113,22 +112,9 @@ void check_name(const std::string& name) {
     }
 }
 
-}  // namespace
-
-std::string domain_xml(const VmSpec& spec) {
-    check_name(spec.name);
-    if (spec.memory_mib < 256) {
-        throw Error(
-            Errc::invalid_input, "--memory " + std::to_string(spec.memory_mib) + ": at least 256 MiB");
-    }
+// The firmware and the boot order.
+std::string os_xml(const VmSpec& spec) {
     std::string x;
-    x += "<domain type='qemu'>\n";  // TCG: no KVM on these machines
-    x += "  <name>" + xml_escape(spec.name) + "</name>\n";
-    x += "  <metadata>\n    <" + std::string(kMetadataKey) + ":vm xmlns:" + kMetadataKey + "='" +
-         kMetadataUri + "'><" + kMetadataKey + ":dir>" + xml_escape(spec.state_dir.string()) + "</" +
-         kMetadataKey + ":dir></" + kMetadataKey + ":vm>\n  </metadata>\n";
-    x += "  <memory unit='MiB'>" + std::to_string(spec.memory_mib) + "</memory>\n";
-    x += "  <vcpu>" + std::to_string(spec.vcpus) + "</vcpu>\n";
     if (spec.uefi) {
         // firmware='efi' alone picks the Secure Boot OVMF with Microsoft's keys, which refuses the
         // ISO's unsigned GRUB: both features off.
@@ -153,6 +139,60 @@ std::string domain_xml(const VmSpec& spec) {
         x += "    <boot dev='network'/>\n";
     }
     x += "  </os>\n";
+    return x;
+}
+
+// A read-only SATA cdrom with the ISO at file.
+std::string cdrom_xml(const fs::path& file, const std::string& target) {
+    std::string x;
+    x += "    <disk type='file' device='cdrom'>\n";
+    x += "      <driver name='qemu' type='raw'/>\n";
+    x += "      <source file='" + xml_escape(file.string()) + "'/>\n";
+    x += "      <target dev='" + target + "' bus='sata'/>\n";
+    x += "      <readonly/>\n";
+    x += "    </disk>\n";
+    return x;
+}
+
+// User-mode networking, or the libvirt network with the node's MAC (a rack's inventory).
+std::string interface_xml(const VmSpec& spec) {
+    if (spec.network.empty()) {
+        return "    <interface type='user'><model type='virtio'/></interface>\n";
+    }
+    if (!firstboot::valid_mac(spec.mac)) {
+        throw Error(Errc::invalid_input, "VM '" + spec.name + "': '" + spec.mac + "' is not a MAC address");
+    }
+    std::string x;
+    x += "    <interface type='network'>\n";
+    x += "      <source network='" + xml_escape(spec.network) + "'/>\n";
+    x += "      <mac address='" + firstboot::normalize_mac(spec.mac) + "'/>\n";
+    x += "      <model type='virtio'/>\n";
+    if (spec.uefi) {
+        // No iPXE option ROM: OVMF's own PXE client boots it (DHCP client-arch 7), as a server's
+        // UEFI firmware does.
+        x += "      <rom enabled='no'/>\n";
+    }
+    x += "    </interface>\n";
+    return x;
+}
+
+}  // namespace
+
+std::string domain_xml(const VmSpec& spec) {
+    check_name(spec.name);
+    if (spec.memory_mib < 256) {
+        throw Error(
+            Errc::invalid_input, "--memory " + std::to_string(spec.memory_mib) + ": at least 256 MiB");
+    }
+    std::string x;
+    x += "<domain type='qemu'>\n";  // TCG: no KVM on these machines
+    x += "  <name>" + xml_escape(spec.name) + "</name>\n";
+    x += "  <metadata>\n    <" + std::string(kMetadataKey) + ":vm xmlns:" + kMetadataKey + "='" +
+         kMetadataUri + "'><" + kMetadataKey + ":dir>" + xml_escape(spec.state_dir.string()) + "</" +
+         kMetadataKey + ":dir></" + kMetadataKey + ":vm>\n  </metadata>\n";
+    x += "  <memory unit='MiB'>" + std::to_string(spec.memory_mib) + "</memory>\n";
+    x += "  <vcpu>" + std::to_string(spec.vcpus) + "</vcpu>\n";
+    x += os_xml(spec);
     x += "  <features><acpi/><apic/></features>\n";
     x += "  <on_reboot>restart</on_reboot>\n";
     x += "  <devices>\n";
@@ -162,38 +202,12 @@ std::string domain_xml(const VmSpec& spec) {
     x += "      <target dev='vda' bus='virtio'/>\n";
     x += "    </disk>\n";
     if (!spec.iso.empty()) {
-        x += "    <disk type='file' device='cdrom'>\n";
-        x += "      <driver name='qemu' type='raw'/>\n";
-        x += "      <source file='" + xml_escape(fs::absolute(spec.iso).string()) + "'/>\n";
-        x += "      <target dev='sda' bus='sata'/>\n";
-        x += "      <readonly/>\n";
-        x += "    </disk>\n";
+        x += cdrom_xml(fs::absolute(spec.iso), "sda");
     }
     if (spec.answers_iso) {
-        x += "    <disk type='file' device='cdrom'>\n";
-        x += "      <driver name='qemu' type='raw'/>\n";
-        x += "      <source file='" + xml_escape(spec.answers_iso->string()) + "'/>\n";
-        x += "      <target dev='sdb' bus='sata'/>\n";
-        x += "      <readonly/>\n";
-        x += "    </disk>\n";
+        x += cdrom_xml(*spec.answers_iso, "sdb");
     }
-    if (spec.network.empty()) {
-        x += "    <interface type='user'><model type='virtio'/></interface>\n";
-    } else {
-        if (!firstboot::valid_mac(spec.mac)) {
-            throw Error(Errc::invalid_input, "VM '" + spec.name + "': '" + spec.mac + "' is not a MAC address");
-        }
-        x += "    <interface type='network'>\n";
-        x += "      <source network='" + xml_escape(spec.network) + "'/>\n";
-        x += "      <mac address='" + firstboot::normalize_mac(spec.mac) + "'/>\n";
-        x += "      <model type='virtio'/>\n";
-        if (spec.uefi) {
-            // No iPXE option ROM: OVMF's own PXE client boots it (DHCP client-arch 7), as a server's
-            // UEFI firmware does.
-            x += "      <rom enabled='no'/>\n";
-        }
-        x += "    </interface>\n";
-    }
+    x += interface_xml(spec);
     x += "    <serial type='pty'>\n";
     x += "      <log file='" + xml_escape(spec.serial_log().string()) + "' append='off'/>\n";
     x += "      <target port='0'/>\n";
@@ -388,7 +402,8 @@ VmSpec rack_node_spec(
 
 void Hypervisor::create_network(const RackNetwork& network) {
     const auto xml = network_xml(network);
-    if (CHandle<virNetwork, virNetworkFree> existing(virNetworkLookupByName(connection_.get(), network.name.c_str()));
+    if (CHandle<virNetwork, virNetworkFree> existing(
+            virNetworkLookupByName(connection_.get(), network.name.c_str()));
         existing) {
         throw Error(
             Errc::invalid_input,
@@ -504,7 +519,8 @@ void create_rack(Hypervisor& hypervisor, RackSpec& rack, bool start) {
         for (const auto& name : made) {
             try {
                 hypervisor.destroy(name);
-            } catch (const std::exception&) {  // NOLINT(bugprone-empty-catch): the first error is the one to report
+            } catch (const std::exception&) {  // NOLINT(bugprone-empty-catch): the first error is the one to
+                                               // report
             }
         }
         try {

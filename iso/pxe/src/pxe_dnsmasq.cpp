@@ -1,9 +1,9 @@
 // dnsmasq's configuration and log, and the probe for another DHCP server on the network.
 #include "stormnode/pxe/pxe_serve.hpp"
 
+#include <stormnode/catalog/node_file.hpp>
 #include <stormnode/common/c_handle.hpp>
 #include <stormnode/common/error.hpp>
-#include <stormnode/catalog/node_file.hpp>
 
 #include <arpa/inet.h>
 #include <net/if.h>
@@ -140,10 +140,8 @@ std::array<std::uint8_t, 6> interface_mac(int fd, const std::string& interface) 
     return mac;
 }
 
-}  // namespace
-
-std::optional<std::string> probe_dhcp_server(
-    const std::string& interface, std::chrono::milliseconds timeout) {
+// A UDP socket on the DHCP client port of interface only, allowed to broadcast.
+UniqueFd bind_dhcp_client(const std::string& interface) {
     UniqueFd fd(check_errno(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), "opening a UDP socket"));
     const int on = 1;
     check_errno(::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof on), "SO_REUSEADDR");
@@ -163,12 +161,16 @@ std::optional<std::string> probe_dhcp_server(
     check_errno(
         ::bind(fd.get(), reinterpret_cast<const sockaddr*>(&local), sizeof local),
         "binding the DHCP probe to port 68 on " + interface);
+    return fd;
+}
 
+// Broadcasts a DHCPDISCOVER from interface's MAC; returns its transaction id.
+std::uint32_t send_discover(int fd, const std::string& interface) {
     DhcpPacket discover;
     std::random_device random;
     discover.xid = random();
     discover.flags = htons(0x8000);  // broadcast the answer: we have no address yet
-    const auto mac = interface_mac(fd.get(), interface);
+    const auto mac = interface_mac(fd, interface);
     std::copy(mac.begin(), mac.end(), discover.chaddr.begin());
     std::size_t o = 0;
     for (auto b : kMagicCookie) {
@@ -184,10 +186,43 @@ std::optional<std::string> probe_dhcp_server(
     to.sin_port = htons(67);
     to.sin_addr.s_addr = htonl(INADDR_BROADCAST);
     check_errno(
-        static_cast<int>(::sendto(
-            fd.get(), &discover, sizeof discover, 0, reinterpret_cast<const sockaddr*>(&to), sizeof to)),
+        static_cast<int>(
+            ::sendto(fd, &discover, sizeof discover, 0, reinterpret_cast<const sockaddr*>(&to), sizeof to)),
         "sending a DHCPDISCOVER on " + interface);
+    return discover.xid;
+}
 
+// Who made an offer: its server identifier option (54), else the sender's address.
+std::string offering_server(const DhcpPacket& reply, std::size_t length, const sockaddr_in& from) {
+    std::uint32_t server = from.sin_addr.s_addr;
+    const auto options_len = length - 236;
+    for (std::size_t i = 4; i + 1 < options_len;) {
+        const std::uint8_t code = reply.options[i];
+        if (code == 255) {
+            break;
+        }
+        if (code == 0) {
+            ++i;
+            continue;
+        }
+        const std::uint8_t len = reply.options[i + 1];
+        if (code == 54 && len == 4 && i + 6 <= options_len) {
+            std::memcpy(&server, &reply.options[i + 2], 4);
+        }
+        i += 2U + len;
+    }
+    in_addr a{server};
+    std::array<char, INET_ADDRSTRLEN> text{};
+    ::inet_ntop(AF_INET, &a, text.data(), text.size());
+    return std::string(text.data());
+}
+
+}  // namespace
+
+std::optional<std::string> probe_dhcp_server(
+    const std::string& interface, std::chrono::milliseconds timeout) {
+    const UniqueFd fd = bind_dhcp_client(interface);
+    const std::uint32_t xid = send_discover(fd.get(), interface);
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     for (;;) {
         const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -209,31 +244,10 @@ std::optional<std::string> probe_dhcp_server(
         socklen_t from_len = sizeof from;
         const auto n =
             ::recvfrom(fd.get(), &reply, sizeof reply, 0, reinterpret_cast<sockaddr*>(&from), &from_len);
-        if (n < 240 || reply.op != 2 || reply.xid != discover.xid) {
+        if (n < 240 || reply.op != 2 || reply.xid != xid) {
             continue;  // not an answer to us
         }
-        // The server identifier option (54), else the sender.
-        std::uint32_t server = from.sin_addr.s_addr;
-        const auto options_len = static_cast<std::size_t>(n) - 236;
-        for (std::size_t i = 4; i + 1 < options_len;) {
-            const std::uint8_t code = reply.options[i];
-            if (code == 255) {
-                break;
-            }
-            if (code == 0) {
-                ++i;
-                continue;
-            }
-            const std::uint8_t len = reply.options[i + 1];
-            if (code == 54 && len == 4 && i + 6 <= options_len) {
-                std::memcpy(&server, &reply.options[i + 2], 4);
-            }
-            i += 2U + len;
-        }
-        in_addr a{server};
-        std::array<char, INET_ADDRSTRLEN> text{};
-        ::inet_ntop(AF_INET, &a, text.data(), text.size());
-        return std::string(text.data());
+        return offering_server(reply, static_cast<std::size_t>(n), from);
     }
 }
 

@@ -2,11 +2,11 @@
 
 #include "stormnode/pxe/pxe_http.hpp"
 
+#include <stormnode/catalog/node_file.hpp>
 #include <stormnode/common/c_handle.hpp>
 #include <stormnode/common/child_process.hpp>
 #include <stormnode/common/error.hpp>
 #include <stormnode/common/temp_dir.hpp>
-#include <stormnode/catalog/node_file.hpp>
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -193,7 +193,8 @@ std::string render_node_tsv(const std::vector<NodeStatus>& nodes) {
     std::string text = "mac\thostname\taddress\tknown\tstate\thttp_bytes\thttp_requests\tanswers\tdetail\n";
     for (const auto& n : nodes) {
         std::string detail = n.detail;
-        std::replace_if(detail.begin(), detail.end(), [](char c) { return c == '\t' || c == '\n'; }, ' ');
+        std::replace_if(
+            detail.begin(), detail.end(), [](char c) { return c == '\t' || c == '\n'; }, ' ');
         text += n.mac + "\t" + n.hostname + "\t" + n.ip + "\t" + (n.known ? "yes" : "no") + "\t" +
                 std::string(to_string(n.state)) + "\t" + std::to_string(n.http_bytes) + "\t" +
                 std::to_string(n.http_requests) + "\t" + (n.answers_fetched ? "yes" : "no") + "\t" + detail +
@@ -270,11 +271,9 @@ private:
     std::string pending_;
 };
 
-}  // namespace
-
-void serve(const ServeOptions& options, ServeListener& listener) {
-    const std::string interface =
-        options.interface.empty() ? options.inventory.network.interface : options.interface;
+// Everything that would make serving fail or do harm, checked before anything starts: the interface,
+// the server address on it, a DHCP range (unless proxy-DHCP), the artifacts, and no other DHCP server.
+void check_can_serve(const ServeOptions& options, const std::string& interface) {
     if (interface.empty()) {
         throw Error(
             Errc::invalid_input, "no interface: give --interface or network.interface in the inventory");
@@ -314,6 +313,71 @@ void serve(const ServeOptions& options, ServeListener& listener) {
                     ": refusing to start a second one; use --proxy-dhcp to add only the boot information");
         }
     }
+}
+
+// The main loop while dnsmasq runs: its output lines to the listener and the node table (ready once
+// its TFTP server is up), the table's changes to the listener. Returns "" on SIGINT or SIGTERM, or
+// how dnsmasq ended.
+std::string watch_dnsmasq(
+    ChildProcess& child,
+    int signal_fd,
+    int changed_fd,
+    NodeTable& table,
+    ServeListener& listener,
+    const std::string& ready) {
+    LineReader lines;
+    bool announced = false;
+    std::uint64_t shown_version = ~std::uint64_t{0};
+    for (;;) {
+        std::array<pollfd, 4> fds{
+            {{signal_fd, POLLIN, 0},
+             {child.pidfd(), POLLIN, 0},
+             {child.output_fd(), POLLIN, 0},
+             {changed_fd, POLLIN, 0}}};
+        const int n = ::poll(fds.data(), fds.size(), -1);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        check_errno(n, "waiting for events");
+        if ((fds[2].revents & (POLLIN | POLLHUP)) != 0) {
+            lines.read(child.output_fd(), [&](std::string_view line) {
+                listener.dnsmasq_line(line);
+                if (const auto event = parse_dnsmasq_line(line)) {
+                    table.dhcp(*event);
+                }
+                if (!announced && line.find("TFTP root is") != std::string_view::npos) {
+                    announced = true;
+                    listener.ready(ready);
+                }
+            });
+        }
+        if ((fds[3].revents & POLLIN) != 0) {
+            std::uint64_t count = 0;
+            (void)::read(changed_fd, &count, sizeof count);
+        }
+        if (table.version() != shown_version) {
+            shown_version = table.version();
+            listener.nodes_changed(table.snapshot());
+        }
+        if ((fds[0].revents & POLLIN) != 0) {
+            signalfd_siginfo info{};
+            (void)::read(signal_fd, &info, sizeof info);
+            return {};
+        }
+        if ((fds[1].revents & POLLIN) != 0) {
+            const auto status = child.wait(std::chrono::milliseconds(0));
+            return "dnsmasq " + (status ? describe_wait_status(*status) : std::string("ended"));
+        }
+    }
+}
+
+}  // namespace
+
+void serve(const ServeOptions& options, ServeListener& listener) {
+    const std::string interface =
+        options.interface.empty() ? options.inventory.network.interface : options.interface;
+    check_can_serve(options, interface);
+    const bool proxy = options.proxy_dhcp || options.inventory.network.proxy_dhcp;
 
     fs::create_directories(options.run_dir);
     const fs::path conf = options.run_dir / "dnsmasq.conf";
@@ -355,63 +419,17 @@ void serve(const ServeOptions& options, ServeListener& listener) {
               "--user=root"},
          .pipe_output = true,
          .die_with_parent = true});
-    LineReader lines;
-    bool announced = false;
-    std::uint64_t shown_version = ~std::uint64_t{0};
-    std::string failure;
-    for (;;) {
-        std::array<pollfd, 4> fds{
-            {{signals.fd(), POLLIN, 0},
-             {child.pidfd(), POLLIN, 0},
-             {child.output_fd(), POLLIN, 0},
-             {changed.get(), POLLIN, 0}}};
-        const int ready = ::poll(fds.data(), fds.size(), -1);
-        if (ready < 0 && errno == EINTR) {
-            continue;
-        }
-        check_errno(ready, "waiting for events");
-        if ((fds[2].revents & (POLLIN | POLLHUP)) != 0) {
-            lines.read(child.output_fd(), [&](std::string_view line) {
-                listener.dnsmasq_line(line);
-                if (const auto event = parse_dnsmasq_line(line)) {
-                    table.dhcp(*event);
-                }
-                if (!announced && line.find("TFTP root is") != std::string_view::npos) {
-                    announced = true;
-                    listener.ready(
-                        std::string(proxy ? "proxy-DHCP" : "DHCP") + " and TFTP on " + interface +
-                        ", HTTP on http://" + options.inventory.network.server + ":" +
-                        std::to_string(options.http_port) + "/, " +
-                        std::to_string(options.inventory.nodes.size()) + " known nodes");
-                }
-            });
-        }
-        if ((fds[3].revents & POLLIN) != 0) {
-            std::uint64_t count = 0;
-            (void)::read(changed.get(), &count, sizeof count);
-        }
-        if (table.version() != shown_version) {
-            shown_version = table.version();
-            listener.nodes_changed(table.snapshot());
-        }
-        if ((fds[0].revents & POLLIN) != 0) {
-            signalfd_siginfo info{};
-            (void)::read(signals.fd(), &info, sizeof info);
-            break;
-        }
-        if ((fds[1].revents & POLLIN) != 0) {
-            const auto status = child.wait(std::chrono::milliseconds(0));
-            failure = "dnsmasq " + (status ? describe_wait_status(*status) : std::string("ended")) +
-                      " (its log: the lines above; its config: " + conf.string() + ")";
-            break;
-        }
-    }
+    const std::string ready = std::string(proxy ? "proxy-DHCP" : "DHCP") + " and TFTP on " + interface +
+                              ", HTTP on http://" + options.inventory.network.server + ":" +
+                              std::to_string(options.http_port) + "/, " +
+                              std::to_string(options.inventory.nodes.size()) + " known nodes";
+    const std::string failure = watch_dnsmasq(child, signals.fd(), changed.get(), table, listener, ready);
     http.stop();
     if (child.running()) {
         child.terminate(std::chrono::seconds(5));
     }
     if (!failure.empty()) {
-        throw Error(Errc::io, failure);
+        throw Error(Errc::io, failure + " (its log: the lines above; its config: " + conf.string() + ")");
     }
 }
 

@@ -1,10 +1,10 @@
 #include "stormnode/cluster/cluster.hpp"
 
+#include <stormnode/catalog/node_file.hpp>
+#include <stormnode/cluster/qnetd_tls.hpp>
 #include <stormnode/common/error.hpp>
 #include <stormnode/common/random.hpp>
 #include <stormnode/common/temp_dir.hpp>
-#include <stormnode/catalog/node_file.hpp>
-#include <stormnode/cluster/qnetd_tls.hpp>
 
 #include <sys/stat.h>
 
@@ -267,6 +267,92 @@ std::filesystem::path Cluster::secrets_path() const {
     return std::filesystem::path(file).parent_path() / written;
 }
 
+namespace {
+
+// cluster.yaml's members into cluster.members, each checked on its own and against the others (no
+// hostname or address twice) and, with a catalog, its roles. Returns where each was written, for
+// check_shape.
+std::vector<MemberMarks> parse_members(
+    const YAML::Node& members, const Catalog* catalog, Cluster& cluster, Diagnostics& diags) {
+    std::vector<MemberMarks> marks;
+    std::map<std::string, std::string> address_owner;
+    std::set<std::string> hostnames;
+    for (const auto& entry : members) {
+        if (!yaml::expect_map(entry, "a member ({hostname, address, zone, roles})", diags)) {
+            continue;
+        }
+        MemberMarks mark;
+        auto member = parse_member(entry, diags, mark);
+        if (!member.hostname.empty() && !hostnames.insert(member.hostname).second) {
+            diags.error(value_of(entry, "hostname"), "member '" + member.hostname + "' is listed twice");
+        }
+        if (!member.address.empty()) {
+            const auto [it, fresh] = address_owner.emplace(member.address, member.hostname);
+            if (!fresh) {
+                diags.error(
+                    value_of(entry, "address"),
+                    "address " + member.address + " of '" + member.hostname + "' is already '" + it->second +
+                        "''s");
+            }
+        }
+        if (catalog != nullptr) {
+            check_roles(entry, member, *catalog, diags);
+        }
+        cluster.members.push_back(std::move(member));
+        marks.push_back(mark);
+    }
+    if (cluster.members.empty()) {
+        diags.error(members, "'members' is empty: a cluster has at least one member");
+    }
+    return marks;
+}
+
+// cluster.yaml's VIPs, each checked on its own, against the others (no name or VRRP router id twice)
+// and against the members (not a member's address, no unknown member).
+std::vector<Vip> parse_vips(const YAML::Node& vips, const Cluster& cluster, Diagnostics& diags) {
+    std::vector<Vip> parsed;
+    std::set<std::string> names;
+    std::set<int> router_ids;
+    for (const auto& entry : vips) {
+        if (!yaml::expect_map(entry, "a VIP ({name, address, vrrp_router_id, members})", diags)) {
+            continue;
+        }
+        auto vip = parse_vip(entry, diags);
+        if (!vip.name.empty() && !names.insert(vip.name).second) {
+            diags.error(value_of(entry, "name"), "VIP '" + vip.name + "' is listed twice");
+        }
+        if (vip.vrrp_router_id != 0 && !router_ids.insert(vip.vrrp_router_id).second) {
+            diags.error(
+                value_of(entry, "vrrp_router_id"),
+                "vrrp_router_id " + std::to_string(vip.vrrp_router_id) + " is used by another VIP");
+        }
+        if (const auto* owner = [&]() -> const ClusterMember* {
+                for (const auto& m : cluster.members) {
+                    if (m.address == vip.address) {
+                        return &m;
+                    }
+                }
+                return nullptr;
+            }()) {
+            diags.error(
+                value_of(entry, "address"),
+                "VIP address " + vip.address + " is member '" + owner->hostname + "''s own address");
+        }
+        if (const YAML::Node list = value_of(entry, "members"); list && list.IsSequence()) {
+            for (std::size_t i = 0; i < vip.members.size() && i < list.size(); ++i) {
+                if (cluster.find(vip.members[i]) == nullptr) {
+                    diags.error(
+                        list[i], "VIP '" + vip.name + "' names unknown member '" + vip.members[i] + "'");
+                }
+            }
+        }
+        parsed.push_back(std::move(vip));
+    }
+    return parsed;
+}
+
+}  // namespace
+
 Cluster parse_cluster(const YAML::Node& doc, const Catalog* catalog, Diagnostics& diags) {
     Cluster cluster;
     cluster.file = diags.file();
@@ -285,75 +371,11 @@ Cluster parse_cluster(const YAML::Node& doc, const Catalog* catalog, Diagnostics
     if (!members) {
         diags.error(doc, "missing required key 'members'");
     } else if (yaml::expect_sequence(members, "'members'", diags)) {
-        std::map<std::string, std::string> address_owner;
-        std::set<std::string> hostnames;
-        for (const auto& entry : members) {
-            if (!yaml::expect_map(entry, "a member ({hostname, address, zone, roles})", diags)) {
-                continue;
-            }
-            MemberMarks mark;
-            auto member = parse_member(entry, diags, mark);
-            if (!member.hostname.empty() && !hostnames.insert(member.hostname).second) {
-                diags.error(value_of(entry, "hostname"), "member '" + member.hostname + "' is listed twice");
-            }
-            if (!member.address.empty()) {
-                const auto [it, fresh] = address_owner.emplace(member.address, member.hostname);
-                if (!fresh) {
-                    diags.error(
-                        value_of(entry, "address"),
-                        "address " + member.address + " of '" + member.hostname + "' is already '" +
-                            it->second + "''s");
-                }
-            }
-            if (catalog != nullptr) {
-                check_roles(entry, member, *catalog, diags);
-            }
-            cluster.members.push_back(std::move(member));
-            marks.push_back(mark);
-        }
-        if (cluster.members.empty()) {
-            diags.error(members, "'members' is empty: a cluster has at least one member");
-        }
+        marks = parse_members(members, catalog, cluster, diags);
     }
 
     if (const YAML::Node vips = value_of(doc, "vips"); vips && yaml::expect_sequence(vips, "'vips'", diags)) {
-        std::set<std::string> names;
-        std::set<int> router_ids;
-        for (const auto& entry : vips) {
-            if (!yaml::expect_map(entry, "a VIP ({name, address, vrrp_router_id, members})", diags)) {
-                continue;
-            }
-            auto vip = parse_vip(entry, diags);
-            if (!vip.name.empty() && !names.insert(vip.name).second) {
-                diags.error(value_of(entry, "name"), "VIP '" + vip.name + "' is listed twice");
-            }
-            if (vip.vrrp_router_id != 0 && !router_ids.insert(vip.vrrp_router_id).second) {
-                diags.error(
-                    value_of(entry, "vrrp_router_id"),
-                    "vrrp_router_id " + std::to_string(vip.vrrp_router_id) + " is used by another VIP");
-            }
-            if (const auto* owner = [&]() -> const ClusterMember* {
-                    for (const auto& m : cluster.members) {
-                        if (m.address == vip.address) {
-                            return &m;
-                        }
-                    }
-                    return nullptr;
-                }()) {
-                diags.error(
-                    value_of(entry, "address"),
-                    "VIP address " + vip.address + " is member '" + owner->hostname + "''s own address");
-            }
-            if (const YAML::Node list = value_of(entry, "members"); list && list.IsSequence()) {
-                for (std::size_t i = 0; i < vip.members.size() && i < list.size(); ++i) {
-                    if (cluster.find(vip.members[i]) == nullptr) {
-                        diags.error(
-                            list[i], "VIP '" + vip.name + "' names unknown member '" + vip.members[i] + "'");
-                    }
-                }
-            }
-            cluster.vips.push_back(std::move(vip));
-        }
+        cluster.vips = parse_vips(vips, cluster, diags);
     }
     if (catalog != nullptr && marks.size() == cluster.members.size()) {
         check_shape(cluster, marks, members, *catalog, diags);
@@ -389,7 +411,8 @@ std::vector<std::string> needed_secrets(const Cluster& cluster, const Catalog& c
         for (const auto& spec : member.roles) {
             if (const Role* role = catalog.find(base_name(spec))) {
                 const auto colon = spec.find(':');
-                const auto secrets = role->shared_secrets(colon == std::string::npos ? "" : spec.substr(colon + 1));
+                const auto secrets =
+                    role->shared_secrets(colon == std::string::npos ? "" : spec.substr(colon + 1));
                 names.insert(secrets.begin(), secrets.end());
             }
         }
@@ -436,13 +459,15 @@ void check_cluster_secrets(const Cluster& cluster, const Catalog& catalog, Diagn
 
 std::map<std::string, std::string> load_cluster_secrets(const Cluster& cluster) {
     if (cluster.secrets.empty()) {
-        throw Error(Errc::invalid_input, cluster.file + ": no 'secrets' file (stormctl cluster init makes it)");
+        throw Error(
+            Errc::invalid_input, cluster.file + ": no 'secrets' file (stormctl cluster init makes it)");
     }
     const auto path = cluster.secrets_path();
     struct stat st {};
     check_errno(::stat(path.c_str(), &st), "reading the secrets file " + path.string());
     if ((st.st_mode & 077U) != 0) {
-        throw Error(Errc::invalid_input, "secrets file " + path.string() + " is readable by others: it must be 0600");
+        throw Error(
+            Errc::invalid_input, "secrets file " + path.string() + " is readable by others: it must be 0600");
     }
     Diagnostics diags(path.string());
     const auto doc = load_yaml_file(path, diags);
@@ -459,6 +484,32 @@ std::map<std::string, std::string> load_cluster_secrets(const Cluster& cluster) 
     throw_if_errors(diags, path.string());
     return secrets;
 }
+
+namespace {
+
+// HAProxy's galera listener (lb): every Galera db member (db, db:galera) as a backend, writes to the
+// first, the others "backup" (a key present only for those: mustache has no "but the first").
+YAML::Node galera_backends(const Cluster& cluster) {
+    YAML::Node backends(YAML::NodeType::Sequence);
+    for (const auto& member : cluster.members) {
+        const bool galera_member =
+            std::any_of(member.roles.begin(), member.roles.end(), [](const std::string& r) {
+                return r == "db" || r == "db:galera";
+            });
+        if (galera_member) {
+            YAML::Node backend(YAML::NodeType::Map);
+            backend["hostname"] = member.hostname;
+            backend["address"] = member.address;
+            if (backends.size() > 0) {
+                backend["backup"] = "backup";
+            }
+            backends.push_back(backend);
+        }
+    }
+    return backends;
+}
+
+}  // namespace
 
 YAML::Node cluster_template_data(const Cluster& cluster) {
     YAML::Node data(YAML::NodeType::Map);
@@ -490,25 +541,8 @@ YAML::Node cluster_template_data(const Cluster& cluster) {
         }
     }
     data["galera_members"] = joined(galera, ",");
-    // HAProxy's galera listener (lb): every Galera db member (db, db:galera) as a backend, writes to the
-    // first, the others "backup" (a key present only for those: mustache has no "but the first").
-    YAML::Node galera_backends(YAML::NodeType::Sequence);
-    for (const auto& member : cluster.members) {
-        const bool galera_member = std::any_of(member.roles.begin(), member.roles.end(), [](const std::string& r) {
-            return r == "db" || r == "db:galera";
-        });
-        if (galera_member) {
-            YAML::Node backend(YAML::NodeType::Map);
-            backend["hostname"] = member.hostname;
-            backend["address"] = member.address;
-            if (galera_backends.size() > 0) {
-                backend["backup"] = "backup";
-            }
-            galera_backends.push_back(backend);
-        }
-    }
-    if (galera_backends.size() > 0) {
-        data["galera"]["backends"] = galera_backends;
+    if (const YAML::Node backends = galera_backends(cluster); backends.size() > 0) {
+        data["galera"]["backends"] = backends;
     }
     // The Zabbix pair: agents accept passive checks from every monitor member (Server, commas) and send
     // active checks to the HA cluster (ServerActive: one cluster's nodes are separated by semicolons).
@@ -663,7 +697,8 @@ std::string render_secrets_file(
 
 }  // namespace
 
-SecretsUpdate write_new_cluster(const std::filesystem::path& cluster_yaml, Cluster cluster, const Catalog& catalog) {
+SecretsUpdate write_new_cluster(
+    const std::filesystem::path& cluster_yaml, Cluster cluster, const Catalog& catalog) {
     if (cluster.secrets.empty()) {
         cluster.secrets = cluster_yaml.stem().string() + ".secrets.yaml";
     }
@@ -703,7 +738,8 @@ SecretsUpdate write_new_cluster(const std::filesystem::path& cluster_yaml, Clust
             const YAML::Node read = doc ? value_of(*doc, name.c_str()) : YAML::Node();
             if (!read || !read.IsScalar() || read.Scalar() != value) {
                 throw Error(
-                    Errc::io, secrets_path.string() + ": secret '" + name + "' would not read back as written");
+                    Errc::io,
+                    secrets_path.string() + ": secret '" + name + "' would not read back as written");
             }
         }
         std::filesystem::create_directories(

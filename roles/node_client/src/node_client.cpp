@@ -162,6 +162,64 @@ std::string owner_changed_rule() {
            kNodeBusName + "'";
 }
 
+// SetRoles(roles, force); returns once storm-roled accepted it, or throws its refusal.
+void call_set_roles(sd_bus* bus, const std::vector<std::string>& roles, bool force, const std::string& what) {
+    BusMessage call;
+    check_r(
+        sd_bus_message_new_method_call(
+            bus, out(call), kNodeBusName, kNodeObjectPath, kNodeInterface, "SetRoles"),
+        what,
+        Errc::dbus);
+    check_r(sd_bus_message_open_container(call.get(), 'a', "s"), what, Errc::dbus);
+    for (const auto& role : roles) {
+        check_r(sd_bus_message_append(call.get(), "s", role.c_str()), what, Errc::dbus);
+    }
+    check_r(sd_bus_message_close_container(call.get()), what, Errc::dbus);
+    check_r(sd_bus_message_append(call.get(), "b", static_cast<int>(force)), what, Errc::dbus);
+    BusError error;
+    BusMessage reply;
+    const int r = sd_bus_call(bus, call.get(), 0, error.get(), out(reply));
+    if (r < 0) {
+        throw_call_error(r, *error, what);
+    }
+}
+
+// Until waiting has the switch's outcome: throws when storm-roled leaves the bus, a signal cannot be
+// read, or timeout (0: none) passes first.
+void wait_for_switch(
+    sd_bus* bus, SwitchWait& waiting, std::chrono::milliseconds timeout, const std::string& what) {
+    // Wait for the signal on the connection's fd; the time limit only guards against waiting forever.
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (!waiting.result) {
+        if (!waiting.error.empty()) {
+            throw Error(Errc::dbus, waiting.error);
+        }
+        if (waiting.daemon_gone) {
+            throw Error(
+                Errc::io,
+                what +
+                    ": storm-roled left the bus before the switch ended; it rolls an "
+                    "unfinished switch back when it starts again");
+        }
+        if (check_r(sd_bus_process(bus, nullptr), what, Errc::dbus) > 0) {
+            continue;
+        }
+        std::uint64_t usec = UINT64_MAX;
+        if (timeout.count() > 0) {
+            const auto left = deadline - std::chrono::steady_clock::now();
+            if (left <= std::chrono::steady_clock::duration::zero()) {
+                throw Error(
+                    Errc::timeout,
+                    what + ": no outcome within " + std::to_string(timeout.count() / 1000) +
+                        " s; the switch goes on (see stormctl role status)");
+            }
+            usec = static_cast<std::uint64_t>(
+                std::chrono::duration_cast<std::chrono::microseconds>(left).count());
+        }
+        check_r(sd_bus_wait(bus, usec), what, Errc::dbus);
+    }
+}
+
 }  // namespace
 
 NodeClient NodeClient::system() {
@@ -218,69 +276,17 @@ std::optional<SwitchResult> NodeClient::set_roles(
                 &waiting),
             "watching for RoleSwitched",
             Errc::dbus);
-        const std::string rule =
-            std::string(
-                "type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',"
-                "interface='org.freedesktop.DBus',member='NameOwnerChanged',arg0='") +
-            kNodeBusName + "'";
         check_r(
-            sd_bus_add_match(bus_.get(), out(owner), rule.c_str(), SwitchWait::on_owner_changed, &waiting),
+            sd_bus_add_match(
+                bus_.get(), out(owner), owner_changed_rule().c_str(), SwitchWait::on_owner_changed, &waiting),
             "watching storm-roled",
             Errc::dbus);
     }
-
-    BusMessage call;
-    check_r(
-        sd_bus_message_new_method_call(
-            bus_.get(), out(call), kNodeBusName, kNodeObjectPath, kNodeInterface, "SetRoles"),
-        what,
-        Errc::dbus);
-    check_r(sd_bus_message_open_container(call.get(), 'a', "s"), what, Errc::dbus);
-    for (const auto& role : roles) {
-        check_r(sd_bus_message_append(call.get(), "s", role.c_str()), what, Errc::dbus);
-    }
-    check_r(sd_bus_message_close_container(call.get()), what, Errc::dbus);
-    check_r(sd_bus_message_append(call.get(), "b", static_cast<int>(force)), what, Errc::dbus);
-    BusError error;
-    BusMessage reply;
-    const int r = sd_bus_call(bus_.get(), call.get(), 0, error.get(), out(reply));
-    if (r < 0) {
-        throw_call_error(r, *error, what);
-    }
+    call_set_roles(bus_.get(), roles, force, what);
     if (!wait) {
         return std::nullopt;
     }
-
-    // Wait for the signal on the connection's fd; the time limit only guards against waiting forever.
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (!waiting.result) {
-        if (!waiting.error.empty()) {
-            throw Error(Errc::dbus, waiting.error);
-        }
-        if (waiting.daemon_gone) {
-            throw Error(
-                Errc::io,
-                what +
-                    ": storm-roled left the bus before the switch ended; it rolls an "
-                    "unfinished switch back when it starts again");
-        }
-        if (check_r(sd_bus_process(bus_.get(), nullptr), what, Errc::dbus) > 0) {
-            continue;
-        }
-        std::uint64_t usec = UINT64_MAX;
-        if (timeout.count() > 0) {
-            const auto left = deadline - std::chrono::steady_clock::now();
-            if (left <= std::chrono::steady_clock::duration::zero()) {
-                throw Error(
-                    Errc::timeout,
-                    what + ": no outcome within " + std::to_string(timeout.count() / 1000) +
-                        " s; the switch goes on (see stormctl role status)");
-            }
-            usec = static_cast<std::uint64_t>(
-                std::chrono::duration_cast<std::chrono::microseconds>(left).count());
-        }
-        check_r(sd_bus_wait(bus_.get(), usec), what, Errc::dbus);
-    }
+    wait_for_switch(bus_.get(), waiting, timeout, what);
     return waiting.result;
 }
 
@@ -347,7 +353,8 @@ NodeStatus NodeClient::wait_for_state(const std::string& state, std::chrono::mil
         if (timeout.count() > 0) {
             const auto left = deadline - std::chrono::steady_clock::now();
             if (left <= std::chrono::steady_clock::duration::zero()) {
-                throw Error(Errc::timeout, what + ": not within " + std::to_string(timeout.count() / 1000) + " s");
+                throw Error(
+                    Errc::timeout, what + ": not within " + std::to_string(timeout.count() / 1000) + " s");
             }
             usec = static_cast<std::uint64_t>(
                 std::chrono::duration_cast<std::chrono::microseconds>(left).count());

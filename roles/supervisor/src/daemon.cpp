@@ -82,6 +82,52 @@ bool plan_has_unit(const Plan& plan, const std::string& name) {
         plan.body.units.begin(), plan.body.units.end(), [&](const Unit& unit) { return unit.name == name; });
 }
 
+// The engines' work before their units start, each logged once (what they decided and why).
+void prepare_galera(const NodeConfig& node, const std::filesystem::path& root) {
+    if (const auto decision = prepare_galera_start(node, root, std::chrono::milliseconds(1500))) {
+        log::info(
+            std::string("galera: ") + (decision->start == GaleraStart::new_cluster ? "new cluster" : "join") +
+                ": " + decision->reason,
+            {{"STORMNODE_CLUSTER", node.cluster_model->name}});
+    }
+}
+
+void prepare_pacemaker(const NodeConfig& node, const std::filesystem::path& root) {
+    const LongStep rejoin_bound(kPostgresRejoinBound);  // a PostgreSQL rejoin may copy the whole database
+    if (const auto start = prepare_pacemaker_start(node, root)) {
+        log::info(
+            std::string("pacemaker: ") + (start->configuring ? "configuring member: " : "member: ") +
+                start->summary,
+            {{"STORMNODE_CLUSTER", node.cluster_model->name}});
+        if (const auto& rejoin = start->rejoin) {
+            const bool rejoined = rejoin->method != RejoinMethod::none;
+            const std::string took = std::to_string(rejoin->took.count());
+            log::write(
+                rejoined ? LOG_NOTICE : LOG_INFO,
+                "postgresql: " + rejoin->decision.reason +
+                    (rejoin->details.empty() ? std::string() : ": " + rejoin->details) +
+                    (rejoined ? " (" + took + " ms)" : std::string()),
+                {{"STORMNODE_CLUSTER", node.cluster_model->name},
+                 {"STORMNODE_PG_REJOIN", std::string(to_string(rejoin->method))},
+                 {"STORMNODE_PG_SOURCE", rejoin->decision.source ? rejoin->decision.source->hostname : ""},
+                 {"STORMNODE_PG_REJOIN_MS", took}},
+                std::source_location::current());
+        }
+    }
+}
+
+void prepare_qnetd(const NodeConfig& node, const std::filesystem::path& root) {
+    if (const auto done = prepare_qnetd_start(node, root)) {
+        log::info("quorum: " + *done, {{"STORMNODE_CLUSTER", node.cluster_model->name}});
+    }
+}
+
+void prepare_monitor(const NodeConfig& node, const std::filesystem::path& root) {
+    if (const auto start = prepare_monitor_start(node, root)) {
+        log::info("monitor: " + *start, {{"STORMNODE_CLUSTER", node.cluster_model->name}});
+    }
+}
+
 std::string joined(const std::vector<std::string>& items) {
     std::string text;
     for (const auto& item : items) {
@@ -187,51 +233,19 @@ Daemon::Daemon(sd_event* event, sd_bus* bus, DaemonOptions options)
         if (options_.config_root == "/") {  // a test's temporary root says nothing about this kernel
             load_sysctl_files(sysctl_files(plan.body.config, options_.config_root));
         }
-        const bool galera = std::any_of(plan.body.units.begin(), plan.body.units.end(), [](const Unit& unit) {
-            return unit.name == "mariadb.service";
-        });
-        if (galera) {
-            if (const auto decision = prepare_galera_start(node_, options_.config_root, std::chrono::milliseconds(1500))) {
-                log::info(
-                    std::string("galera: ") + (decision->start == GaleraStart::new_cluster ? "new cluster" : "join") +
-                        ": " + decision->reason,
-                    {{"STORMNODE_CLUSTER", node_.cluster_model->name}});
-            }
+        if (plan_has_unit(plan, "mariadb.service")) {
+            prepare_galera(node_, options_.config_root);
         }
         pacemaker_in_plan_ = plan_has_unit(plan, "pacemaker.service");
         pacemaker_configured_ = false;
         if (pacemaker_in_plan_) {
-            const LongStep rejoin_bound(kPostgresRejoinBound);
-            if (const auto start = prepare_pacemaker_start(node_, options_.config_root)) {
-                log::info(
-                    std::string("pacemaker: ") + (start->configuring ? "configuring member: " : "member: ") +
-                        start->summary,
-                    {{"STORMNODE_CLUSTER", node_.cluster_model->name}});
-                if (const auto& rejoin = start->rejoin) {
-                    const bool rejoined = rejoin->method != RejoinMethod::none;
-                    const std::string took = std::to_string(rejoin->took.count());
-                    log::write(
-                        rejoined ? LOG_NOTICE : LOG_INFO,
-                        "postgresql: " + rejoin->decision.reason +
-                            (rejoin->details.empty() ? std::string() : ": " + rejoin->details) +
-                            (rejoined ? " (" + took + " ms)" : std::string()),
-                        {{"STORMNODE_CLUSTER", node_.cluster_model->name},
-                         {"STORMNODE_PG_REJOIN", std::string(to_string(rejoin->method))},
-                         {"STORMNODE_PG_SOURCE", rejoin->decision.source ? rejoin->decision.source->hostname : ""},
-                         {"STORMNODE_PG_REJOIN_MS", took}},
-                        std::source_location::current());
-                }
-            }
+            prepare_pacemaker(node_, options_.config_root);
         }
         if (plan_has_unit(plan, "corosync-qnetd.service")) {
-            if (const auto done = prepare_qnetd_start(node_, options_.config_root)) {
-                log::info("quorum: " + *done, {{"STORMNODE_CLUSTER", node_.cluster_model->name}});
-            }
+            prepare_qnetd(node_, options_.config_root);
         }
         if (plan_has_unit(plan, "zabbix-server.service")) {
-            if (const auto start = prepare_monitor_start(node_, options_.config_root)) {
-                log::info("monitor: " + *start, {{"STORMNODE_CLUSTER", node_.cluster_model->name}});
-            }
+            prepare_monitor(node_, options_.config_root);
         }
     };
     supervisor_ = std::make_unique<Supervisor>(systemd_, prober_, clock_, options_.supervisor, renderer, this);

@@ -97,6 +97,17 @@ bool has_hold_checks(const CheckRuns& checks) {
     return std::any_of(checks.begin(), checks.end(), [](const auto& c) { return c.check.holds_restarts; });
 }
 
+// The plan's units, less those of features the node does not have.
+std::set<std::string> wanted_units(const Plan& plan) {
+    std::set<std::string> wanted;
+    for (const auto& unit : plan.body.units) {
+        if (unit.feature.empty() || plan.features.contains(unit.feature)) {
+            wanted.insert(unit.name);
+        }
+    }
+    return wanted;
+}
+
 std::string seconds(Clock::duration d) {
     const auto ms = d.count();
     return ms % 1000 == 0 ? std::to_string(ms / 1000) + " s" : std::to_string(ms) + " ms";
@@ -135,12 +146,7 @@ void Supervisor::apply(Plan plan) {
     settle_deadline_.reset();
     settle_waived_ = false;
 
-    std::set<std::string> wanted;
-    for (const auto& unit : plan.body.units) {
-        if (unit.feature.empty() || plan.features.contains(unit.feature)) {
-            wanted.insert(unit.name);
-        }
-    }
+    const std::set<std::string> wanted = wanted_units(plan);
     // Units the new plan lacks are stopped before anything of the new plan starts.
     std::vector<std::string> removed;
     std::map<std::string, std::uint32_t> carried_restarts;
@@ -158,6 +164,31 @@ void Supervisor::apply(Plan plan) {
     tiers_.clear();
 
     plan_ = std::move(plan);
+    track_units(wanted, std::move(carried_restarts));
+
+    starting_ = true;
+    current_tier_ = 0;
+    set_state(RoleState::starting, {});
+    if (renderer_) {
+        try {
+            renderer_(plan_);
+        } catch (const std::exception& e) {
+            fail("rendering configuration: " + describe(e));
+            return;
+        }
+    }
+
+    if (removed.empty()) {
+        prepare_units(generation);
+        return;
+    }
+    stop_removed_units(generation, removed);
+}
+
+// plan_'s wanted units, each in its tier (one after the plan's tiers when it names none), with its
+// checks and the restarts it had under the previous plan; systemd tells us of their changes from now on.
+void Supervisor::track_units(
+    const std::set<std::string>& wanted, std::map<std::string, std::uint32_t> carried_restarts) {
     for (const auto& tier : plan_.body.tiers) {
         tiers_.emplace_back();
         for (const auto& name : tier) {
@@ -201,23 +232,11 @@ void Supervisor::apply(Plan plan) {
     for (const auto& [name, tracked] : units_) {
         systemd_.watch_unit(name);
     }
+}
 
-    starting_ = true;
-    current_tier_ = 0;
-    set_state(RoleState::starting, {});
-    if (renderer_) {
-        try {
-            renderer_(plan_);
-        } catch (const std::exception& e) {
-            fail("rendering configuration: " + describe(e));
-            return;
-        }
-    }
-
-    if (removed.empty()) {
-        prepare_units(generation);
-        return;
-    }
+// Stops the units the new plan lacks, all at once; the new plan's units are prepared once the last
+// stop job has ended, whatever its result (unless another apply() came in between).
+void Supervisor::stop_removed_units(std::uint64_t generation, const std::vector<std::string>& removed) {
     if (switch_ != nullptr && !switch_->rolling_back) {
         record_phase("stopping");
     }

@@ -2,11 +2,11 @@
 
 #include "stormnode/cluster/secret_file.hpp"
 
+#include <stormnode/cluster/qnetd_tls.hpp>
 #include <stormnode/common/error.hpp>
 #include <stormnode/common/random.hpp>
 #include <stormnode/common/subprocess.hpp>
 #include <stormnode/common/temp_dir.hpp>
-#include <stormnode/cluster/qnetd_tls.hpp>
 
 #include <pwd.h>
 #include <sys/stat.h>
@@ -68,15 +68,11 @@ std::string nssdb_stamp(const NssdbPem& pem) {
     return pem.ca_cert + pem.cert;
 }
 
-bool install_nssdb(const NssdbSpec& spec, const NssdbPem& pem, bool live) {
-    std::error_code ec;
-    const fs::path stamp = spec.dir / kNssdbStamp;
-    if (fs::exists(stamp, ec) && fs::exists(spec.dir / "cert9.db", ec) &&
-        read_file(stamp) == nssdb_stamp(pem)) {
-        return false;
-    }
-    const TempDir scratch("storm-roled-nssdb");
-    const fs::path work = scratch.path();
+namespace {
+
+// Makes the database in work/db with certutil, openssl and pk12util, and verifies the certificate
+// as the daemon will use it. Returns its directory.
+fs::path build_nssdb(const NssdbSpec& spec, const NssdbPem& pem, const fs::path& work) {
     const fs::path db = work / "db";
     fs::create_directories(db);
     const std::string sql_db = "sql:" + db.string();
@@ -128,7 +124,13 @@ bool install_nssdb(const NssdbSpec& spec, const NssdbPem& pem, bool live) {
         {"certutil", "-V", "-d", sql_db, "-n", spec.cert_nickname, "-u", spec.cert_usage},
         "libnss3-tools",
         "verifying '" + spec.cert_nickname + "' against the qnetd CA");
+    return db;
+}
 
+// Replaces what is in spec.dir (the files of an older database, and those other tools leave) with the
+// database's files, each written as a secret, and gives the directory its mode and owner.
+void put_nssdb_in_place(const NssdbSpec& spec, const fs::path& db, bool live) {
+    std::error_code ec;
     fs::create_directories(spec.dir);
     for (const char* name : kStaleFiles) {
         fs::remove(spec.dir / name, ec);
@@ -148,6 +150,21 @@ bool install_nssdb(const NssdbSpec& spec, const NssdbPem& pem, bool live) {
             ::chown(spec.dir.c_str(), account->pw_uid, account->pw_gid),
             "changing the owner of " + spec.dir.string());
     }
+}
+
+}  // namespace
+
+bool install_nssdb(const NssdbSpec& spec, const NssdbPem& pem, bool live) {
+    std::error_code ec;
+    const fs::path stamp = spec.dir / kNssdbStamp;
+    if (fs::exists(stamp, ec) && fs::exists(spec.dir / "cert9.db", ec) &&
+        read_file(stamp) == nssdb_stamp(pem)) {
+        return false;
+    }
+    const TempDir scratch("storm-roled-nssdb");
+    const fs::path db = build_nssdb(spec, pem, scratch.path());
+    put_nssdb_in_place(spec, db, live);
+    // Last: a database left half in place is made again at the next start.
     write_secret_file(stamp, nssdb_stamp(pem), 0600, spec.user, live);
     return true;
 }

@@ -201,6 +201,27 @@ private:
     void to_status();
     [[nodiscard]] std::vector<std::string> status_text() const;
 
+    // One view per screen (view() adds which screen it is).
+    [[nodiscard]] View status_view() const;
+    [[nodiscard]] View role_picker_view() const;
+    [[nodiscard]] View role_diff_view() const;
+    [[nodiscard]] View force_first_view() const;
+    [[nodiscard]] View force_second_view() const;
+    [[nodiscard]] View password_view() const;
+    [[nodiscard]] View progress_view() const;
+    [[nodiscard]] View result_view() const;
+    [[nodiscard]] View restart_picker_view() const;
+    [[nodiscard]] View journal_picker_view() const;
+    [[nodiscard]] View journal_view() const;
+    [[nodiscard]] View network_picker_view() const;
+    [[nodiscard]] View network_form_view() const;
+    [[nodiscard]] View confirm_view() const;
+
+    // The input of the screens that check it before going on.
+    void submit_role_picker(const Input& input);
+    void submit_password(const Input& input);
+    void submit_network_form(const Input& input);
+
     const roles::Catalog& catalog_;
     std::vector<std::string> offered_;  // role names in the picker
     NodeView node_;

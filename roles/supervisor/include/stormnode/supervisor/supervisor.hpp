@@ -128,6 +128,10 @@ private:
     struct Tracked;
     struct Switch;
 
+    // apply()'s steps besides the state and the renderer.
+    void track_units(
+        const std::set<std::string>& wanted, std::map<std::string, std::uint32_t> carried_restarts);
+    void stop_removed_units(std::uint64_t generation, const std::vector<std::string>& removed);
     void on_unit_state(const std::string& unit, const UnitState& state);
     void start_tier(std::uint64_t generation, std::size_t tier);
     void tier_job_done(std::uint64_t generation, const std::string& unit, const JobOutcome& outcome);
