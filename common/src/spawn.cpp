@@ -103,6 +103,101 @@ std::vector<std::string> exec_candidates(const std::string& file) {
     return candidates;
 }
 
+// argv, envp, the PATH candidates and the argv for running a candidate under /bin/sh, as the
+// null-terminated char* arrays execve takes. Built before fork; it cannot move, since the arrays point
+// into the strings it holds.
+class ExecArrays {
+public:
+    explicit ExecArrays(const SpawnOptions& options)
+        : argv_strings_(options.argv),
+          env_strings_(merged_environment(options.env)),
+          candidate_strings_(exec_candidates(options.argv[0])),
+          argv_(c_strings(argv_strings_)),
+          envp_(c_strings(env_strings_)),
+          candidates_(c_strings(candidate_strings_)),
+          script_argv_{shell_.data(), nullptr} {
+        script_argv_.insert(script_argv_.end(), argv_.begin() + 1, argv_.end());  // with argv's nullptr
+    }
+    ExecArrays(const ExecArrays&) = delete;
+    ExecArrays& operator=(const ExecArrays&) = delete;
+
+    [[nodiscard]] char* const* argv() const noexcept { return argv_.data(); }
+    [[nodiscard]] char* const* envp() const noexcept { return envp_.data(); }
+    [[nodiscard]] char* const* candidates() const noexcept { return candidates_.data(); }
+    // The child fills in [1], the candidate, before it execs it.
+    [[nodiscard]] char** script_argv() noexcept { return script_argv_.data(); }
+
+private:
+    std::vector<std::string> argv_strings_;
+    std::vector<std::string> env_strings_;
+    std::vector<std::string> candidate_strings_;
+    std::string shell_ = "/bin/sh";
+    std::vector<char*> argv_;
+    std::vector<char*> envp_;
+    std::vector<char*> candidates_;
+    std::vector<char*> script_argv_;  // {"/bin/sh", <candidate>, argv[1]..., nullptr}
+};
+
+// The descriptors the child's standard streams come from, opened before fork.
+struct StdioFds {
+    std::array<int, 3> sources{-1, -1, -1};  // for ChildPlan::stdio
+    // For SpawnedProcess: the write end of stdin's pipe, the read ends of stdout's and stderr's.
+    std::array<UniqueFd, 3> parent_ends;
+    std::array<UniqueFd, 3> child_ends;  // the child's ends of its pipes; the parent closes them after fork
+    UniqueFd dev_null;
+};
+
+StdioFds open_stdio(const SpawnOptions& options) {
+    StdioFds fds;
+    const std::array<const Stdio*, 3> streams{&options.in, &options.out, &options.err};
+    for (std::size_t i = 0; i < streams.size(); ++i) {
+        switch (streams[i]->kind) {
+            case Stdio::Kind::inherit:
+                break;
+            case Stdio::Kind::null:
+                if (!fds.dev_null) {
+                    fds.dev_null.reset(::open("/dev/null", O_RDWR | O_CLOEXEC));
+                    check_errno(fds.dev_null.get(), "opening /dev/null");
+                }
+                fds.sources[i] = fds.dev_null.get();
+                break;
+            case Stdio::Kind::fd:
+                if (streams[i]->caller_fd < 0) {
+                    throw Error(
+                        Errc::invalid_input, "spawn: Stdio::fd without a descriptor for " + options.argv[0]);
+                }
+                fds.sources[i] = streams[i]->caller_fd;
+                break;
+            case Stdio::Kind::pipe: {
+                Pipe pipe = make_pipe();
+                const bool is_stdin = i == 0;
+                fds.parent_ends[i] = std::move(is_stdin ? pipe.write_end : pipe.read_end);
+                fds.child_ends[i] = std::move(is_stdin ? pipe.read_end : pipe.write_end);
+                fds.sources[i] = fds.child_ends[i].get();
+                break;
+            }
+        }
+    }
+    return fds;
+}
+
+// The cgroup.procs file of each cgroup the child joins, opened before fork.
+struct CgroupProcs {
+    std::vector<UniqueFd> files;
+    std::vector<int> fds;  // for ChildPlan::cgroup_procs
+};
+
+CgroupProcs open_cgroup_procs(const std::vector<std::filesystem::path>& cgroups) {
+    CgroupProcs procs_files;
+    for (const auto& cgroup : cgroups) {
+        const auto procs = cgroup / "cgroup.procs";
+        procs_files.files.emplace_back(::open(procs.c_str(), O_WRONLY | O_CLOEXEC));
+        check_errno(procs_files.files.back().get(), "opening " + procs.string());
+        procs_files.fds.push_back(procs_files.files.back().get());
+    }
+    return procs_files;
+}
+
 // ---- In the child: only async-signal-safe calls from here to exec_child's end. ----
 
 [[noreturn]] void fail(int report_fd, ChildStep step, int index = 0) noexcept {
@@ -256,93 +351,20 @@ std::string describe_failure(const SpawnOptions& options, const ChildFailure& fa
     return message + std::error_code(failure.error, std::system_category()).message();
 }
 
-}  // namespace
+void kill_and_reap(pid_t pid, ProcessGroup group) noexcept {
+    if (group != ProcessGroup::inherit) {
+        ::kill(-pid, SIGKILL);
+    }
+    ::kill(pid, SIGKILL);
+    reap(pid);
+}
 
-SpawnedProcess spawn(const SpawnOptions& options) {
-    if (options.argv.empty()) {
-        throw Error(Errc::invalid_input, "spawn: empty argv");
-    }
-    const std::string& program = options.argv[0];
-    auto argv_strings = options.argv;
-    auto env_strings = merged_environment(options.env);
-    auto candidate_strings = exec_candidates(program);
-    std::string shell = "/bin/sh";
-    const auto argv = c_strings(argv_strings);
-    const auto envp = c_strings(env_strings);
-    const auto candidates = c_strings(candidate_strings);
-    std::vector<char*> script_argv{shell.data(), nullptr};
-    script_argv.insert(script_argv.end(), argv.begin() + 1, argv.end());  // with argv's closing nullptr
-
-    SpawnedProcess child;
-    UniqueFd dev_null;
-    std::array<UniqueFd, 3> child_ends;  // the child's ends of its pipes; the parent closes them after fork
-    std::array<int, 3> sources{-1, -1, -1};
-    const std::array<const Stdio*, 3> streams{&options.in, &options.out, &options.err};
-    const std::array<UniqueFd*, 3> parent_ends{&child.in, &child.out, &child.err};
-    for (std::size_t i = 0; i < streams.size(); ++i) {
-        switch (streams[i]->kind) {
-            case Stdio::Kind::inherit:
-                break;
-            case Stdio::Kind::null:
-                if (!dev_null) {
-                    dev_null.reset(::open("/dev/null", O_RDWR | O_CLOEXEC));
-                    check_errno(dev_null.get(), "opening /dev/null");
-                }
-                sources[i] = dev_null.get();
-                break;
-            case Stdio::Kind::fd:
-                if (streams[i]->caller_fd < 0) {
-                    throw Error(Errc::invalid_input, "spawn: Stdio::fd without a descriptor for " + program);
-                }
-                sources[i] = streams[i]->caller_fd;
-                break;
-            case Stdio::Kind::pipe: {
-                Pipe pipe = make_pipe();
-                const bool is_stdin = i == 0;
-                *parent_ends[i] = std::move(is_stdin ? pipe.write_end : pipe.read_end);
-                child_ends[i] = std::move(is_stdin ? pipe.read_end : pipe.write_end);
-                sources[i] = child_ends[i].get();
-                break;
-            }
-        }
-    }
-    std::vector<UniqueFd> cgroup_files;
-    std::vector<int> cgroup_procs;
-    for (const auto& cgroup : options.cgroups) {
-        const auto procs = cgroup / "cgroup.procs";
-        cgroup_files.emplace_back(::open(procs.c_str(), O_WRONLY | O_CLOEXEC));
-        check_errno(cgroup_files.back().get(), "opening " + procs.string());
-        cgroup_procs.push_back(cgroup_files.back().get());
-    }
-    Pipe report = make_pipe();
-
-    const ChildPlan plan{
-        .argv = argv.data(),
-        .envp = envp.data(),
-        .candidates = candidates.data(),
-        .script_argv = script_argv.data(),
-        .stdio = sources,
-        .cwd = options.cwd ? options.cwd->c_str() : nullptr,
-        .group = options.group,
-        .die_with_parent = options.die_with_parent,
-        .parent = ::getpid(),
-        .cgroup_procs = cgroup_procs.data(),
-        .cgroup_count = cgroup_procs.size(),
-        .report_fd = report.write_end.get()};
-    const pid_t pid = ::fork();
-    check_errno(pid, "fork for " + program);
-    if (pid == 0) {
-        exec_child(plan);
-    }
-    child.pid = pid;
-    report.write_end.reset();  // or the read below would never see end of file
-    for (auto& end : child_ends) {
-        end.reset();
-    }
-
+// Reads the report pipe until end of file (the exec happened) or a ChildFailure; throws for a failure,
+// with the child reaped, or when the pipe cannot be read, with the child killed and reaped.
+void await_exec(const SpawnOptions& options, pid_t pid, const UniqueFd& report) {
     ChildFailure failure;
     ssize_t n = 0;
-    while ((n = ::read(report.read_end.get(), &failure, sizeof failure)) < 0 && errno == EINTR) {
+    while ((n = ::read(report.get(), &failure, sizeof failure)) < 0 && errno == EINTR) {
     }
     if (n == sizeof failure) {
         reap(pid);
@@ -351,25 +373,65 @@ SpawnedProcess spawn(const SpawnOptions& options) {
             describe_failure(options, failure),
             std::error_code(failure.error, std::system_category()));
     }
-    const auto kill_and_reap = [&] {
-        if (options.group != ProcessGroup::inherit) {
-            ::kill(-pid, SIGKILL);
-        }
-        ::kill(pid, SIGKILL);
-        reap(pid);
-    };
     if (n != 0) {
         const std::error_code ec(n < 0 ? errno : EIO, std::system_category());
-        kill_and_reap();
-        throw Error(Errc::io, "waiting for '" + program + "' to start: " + ec.message(), ec);
+        kill_and_reap(pid, options.group);
+        throw Error(Errc::io, "waiting for '" + options.argv[0] + "' to start: " + ec.message(), ec);
     }
-    child.pidfd.reset(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
-    if (!child.pidfd) {
+}
+
+// The started child's pidfd; when there is none, the child is killed and reaped and this throws.
+UniqueFd open_pidfd(const SpawnOptions& options, pid_t pid) {
+    UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+    if (!pidfd) {
         const std::error_code ec(errno, std::system_category());
-        kill_and_reap();
-        throw Error(Errc::io, "pidfd_open for '" + program + "': " + ec.message(), ec);
+        kill_and_reap(pid, options.group);
+        throw Error(Errc::io, "pidfd_open for '" + options.argv[0] + "': " + ec.message(), ec);
     }
-    return child;
+    return pidfd;
+}
+
+}  // namespace
+
+SpawnedProcess spawn(const SpawnOptions& options) {
+    if (options.argv.empty()) {
+        throw Error(Errc::invalid_input, "spawn: empty argv");
+    }
+    // Everything the child needs, allocated and opened while allocating is still allowed.
+    ExecArrays exec(options);
+    StdioFds stdio = open_stdio(options);
+    const CgroupProcs cgroups = open_cgroup_procs(options.cgroups);
+    Pipe report = make_pipe();
+    const ChildPlan plan{
+        .argv = exec.argv(),
+        .envp = exec.envp(),
+        .candidates = exec.candidates(),
+        .script_argv = exec.script_argv(),
+        .stdio = stdio.sources,
+        .cwd = options.cwd ? options.cwd->c_str() : nullptr,
+        .group = options.group,
+        .die_with_parent = options.die_with_parent,
+        .parent = ::getpid(),
+        .cgroup_procs = cgroups.fds.data(),
+        .cgroup_count = cgroups.fds.size(),
+        .report_fd = report.write_end.get()};
+
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+        exec_child(plan);  // before anything that allocates: the message below is built in the parent only
+    }
+    check_errno(pid, "fork for " + options.argv[0]);
+    report.write_end.reset();  // or await_exec would never see end of file
+    for (auto& end : stdio.child_ends) {
+        end.reset();
+    }
+    await_exec(options, pid, report.read_end);
+    return SpawnedProcess{
+        .pid = pid,
+        .pidfd = open_pidfd(options, pid),
+        .in = std::move(stdio.parent_ends[0]),
+        .out = std::move(stdio.parent_ends[1]),
+        .err = std::move(stdio.parent_ends[2])};
 }
 
 }  // namespace stormnode

@@ -10,8 +10,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
+#include <chrono>
+#include <optional>
+#include <string_view>
+#include <vector>
 
 namespace stormnode {
 namespace {
@@ -45,6 +50,199 @@ private:
     std::string pending_;
 };
 
+// One of the child's output pipes: what is read goes to the capture, if any, then to the line callback.
+struct OutputPipe {
+    UniqueFd fd;
+    std::string* capture;  // null when the stream is not captured
+    LineSplitter lines;
+
+    void take(std::string_view data) {
+        if (capture != nullptr) {
+            capture->append(data);
+        }
+        lines.feed(data);
+    }
+};
+
+// run()'s ends of the child's pipes: stdin fed from Command::stdin_data without blocking, stdout and stderr
+// read into the result and the line callbacks.
+class ChildPipes {
+public:
+    ChildPipes(
+        const Command& command,
+        UniqueFd to_stdin,
+        UniqueFd from_stdout,
+        UniqueFd from_stderr,
+        ProcessResult& result)
+        : stdin_data_(command.stdin_data ? std::string_view(*command.stdin_data) : std::string_view()),
+          to_stdin_(std::move(to_stdin)),
+          out_{
+              std::move(from_stdout),
+              command.capture_stdout ? &result.out : nullptr,
+              LineSplitter(command.on_stdout_line)},
+          err_{
+              std::move(from_stderr),
+              command.capture_stderr ? &result.err : nullptr,
+              LineSplitter(command.on_stderr_line)} {
+        if (to_stdin_) {
+            ::fcntl(to_stdin_.get(), F_SETFL, O_NONBLOCK);
+            if (stdin_data_.empty()) {
+                to_stdin_.reset();
+            }
+        }
+    }
+
+    // poll() entries for the pipes still open, in the order they are served: stdout, stderr, stdin.
+    [[nodiscard]] std::vector<pollfd> poll_entries() const {
+        std::vector<pollfd> fds;
+        if (out_.fd) {
+            fds.push_back({out_.fd.get(), POLLIN, 0});
+        }
+        if (err_.fd) {
+            fds.push_back({err_.fd.get(), POLLIN, 0});
+        }
+        if (to_stdin_) {
+            fds.push_back({to_stdin_.get(), POLLOUT, 0});
+        }
+        return fds;
+    }
+
+    // Serves one pipe poll() reported ready: writes to stdin, or reads stdout or stderr.
+    void serve(const pollfd& ready) {
+        if (to_stdin_ && ready.fd == to_stdin_.get()) {
+            write_stdin();
+        } else {
+            read_output(out_.fd && ready.fd == out_.fd.get() ? out_ : err_);
+        }
+    }
+
+    // Once the child has ended: reads what stdout and stderr still hold without blocking, then closes them
+    // (a daemonized grandchild may keep them open for ever).
+    void drain() {
+        for (auto* pipe : {&out_, &err_}) {
+            if (!pipe->fd) {
+                continue;
+            }
+            ::fcntl(pipe->fd.get(), F_SETFL, O_NONBLOCK);
+            for (;;) {
+                const ssize_t n = ::read(pipe->fd.get(), buffer_.data(), buffer_.size());
+                if (n <= 0) {
+                    break;
+                }
+                pipe->take(std::string_view(buffer_.data(), static_cast<std::size_t>(n)));
+            }
+            pipe->fd.reset();
+        }
+    }
+
+    // Hands the unterminated last lines to the callbacks.
+    void finish() {
+        out_.lines.finish();
+        err_.lines.finish();
+    }
+
+private:
+    void write_stdin() {
+        const ssize_t n =
+            ::write(to_stdin_.get(), stdin_data_.data() + stdin_offset_, stdin_data_.size() - stdin_offset_);
+        if (n > 0) {
+            stdin_offset_ += static_cast<std::size_t>(n);
+        }
+        if (n < 0 && errno != EAGAIN && errno != EINTR) {
+            to_stdin_.reset();  // the child closed its stdin
+        } else if (stdin_offset_ == stdin_data_.size()) {
+            to_stdin_.reset();
+        }
+    }
+
+    void read_output(OutputPipe& pipe) {
+        const ssize_t n = ::read(pipe.fd.get(), buffer_.data(), buffer_.size());
+        if (n > 0) {
+            pipe.take(std::string_view(buffer_.data(), static_cast<std::size_t>(n)));
+        } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
+            pipe.fd.reset();
+        }
+    }
+
+    std::string_view stdin_data_;
+    std::size_t stdin_offset_ = 0;
+    UniqueFd to_stdin_;
+    OutputPipe out_;
+    OutputPipe err_;
+    std::array<char, 65536> buffer_{};
+};
+
+using Deadline = std::optional<std::chrono::steady_clock::time_point>;
+
+// poll()'s timeout until the deadline: -1 without one, 0 once it has passed.
+int poll_timeout_ms(const Deadline& deadline) {
+    if (!deadline) {
+        return -1;
+    }
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(*deadline - std::chrono::steady_clock::now());
+    return static_cast<int>(std::max<long long>(0, left.count()));
+}
+
+enum class Ending { exited, timed_out };
+
+// Waits on the pipes and the pidfd, serving the pipes as they become ready, until the child has ended
+// (its pidfd is readable) or the deadline has passed.
+Ending serve_until_exit(const Command& command, ChildPipes& pipes, int pidfd, const Deadline& deadline) {
+    for (;;) {
+        auto fds = pipes.poll_entries();
+        fds.push_back({pidfd, POLLIN, 0});
+        const int ready = ::poll(fds.data(), fds.size(), poll_timeout_ms(deadline));
+        if (ready < 0 && errno == EINTR) {
+            continue;
+        }
+        check_errno(ready, "waiting for " + command.argv[0]);
+        if (ready == 0) {
+            return Ending::timed_out;
+        }
+        bool exited = false;
+        for (const auto& p : fds) {
+            if (p.revents == 0) {
+                continue;
+            }
+            if (p.fd == pidfd) {
+                exited = true;
+            } else {
+                pipes.serve(p);
+            }
+        }
+        if (exited) {
+            return Ending::exited;
+        }
+    }
+}
+
+int reap(pid_t pid) noexcept {
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    return status;
+}
+
+// A line callback may throw: the child's process group is then killed and reaped before unwinding.
+class ReapOnUnwind {
+public:
+    explicit ReapOnUnwind(pid_t pid) noexcept : pid_(pid) {}
+    ReapOnUnwind(const ReapOnUnwind&) = delete;
+    ReapOnUnwind& operator=(const ReapOnUnwind&) = delete;
+    ~ReapOnUnwind() {
+        if (armed_) {
+            ::kill(-pid_, SIGKILL);
+            (void)reap(pid_);
+        }
+    }
+    void disarm() noexcept { armed_ = false; }
+
+private:
+    pid_t pid_;
+    bool armed_ = true;
+};
+
 }  // namespace
 
 std::string format_argv(const std::vector<std::string>& argv) {
@@ -72,136 +270,22 @@ ProcessResult run(const Command& command) {
         .err = command.capture_stderr || command.on_stderr_line ? Stdio::pipe() : Stdio::inherit(),
         .group = ProcessGroup::own_group});  // a timeout kills the whole tree
     const pid_t pid = child.pid;
-    UniqueFd to_stdin = std::move(child.in);
-    UniqueFd from_stdout = std::move(child.out);
-    UniqueFd from_stderr = std::move(child.err);
     const UniqueFd pidfd = std::move(child.pidfd);
-
     ProcessResult result;
-    // A line callback may throw: the child's process group is then killed and reaped before unwinding.
-    struct ReapOnUnwind {
-        pid_t pid;
-        bool armed = true;
-        ~ReapOnUnwind() {
-            if (armed) {
-                ::kill(-pid, SIGKILL);
-                int status = 0;
-                while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-                }
-            }
-        }
-    } reap_on_unwind{pid};
-    const auto deadline = command.timeout ? std::chrono::steady_clock::now() + *command.timeout
-                                          : std::chrono::steady_clock::time_point::max();
-    std::size_t stdin_offset = 0;
-    if (to_stdin) {
-        ::fcntl(to_stdin.get(), F_SETFL, O_NONBLOCK);
-        if (command.stdin_data->empty()) {
-            to_stdin.reset();
-        }
+    ChildPipes pipes(command, std::move(child.in), std::move(child.out), std::move(child.err), result);
+    ReapOnUnwind reap_on_unwind(pid);
+    const Deadline deadline =
+        command.timeout ? Deadline(std::chrono::steady_clock::now() + *command.timeout) : std::nullopt;
+
+    if (serve_until_exit(command, pipes, pidfd.get(), deadline) == Ending::exited) {
+        pipes.drain();
+    } else {
+        result.timed_out = true;
+        ::kill(-pid, SIGKILL);
     }
-    bool exited = false;
-    std::array<char, 65536> buffer{};
-    LineSplitter out_lines(command.on_stdout_line);
-    LineSplitter err_lines(command.on_stderr_line);
-    const auto take = [&](bool is_out, std::size_t n) {
-        const std::string_view data(buffer.data(), n);
-        if (is_out) {
-            if (command.capture_stdout)
-                result.out.append(data);
-            out_lines.feed(data);
-        } else {
-            if (command.capture_stderr)
-                result.err.append(data);
-            err_lines.feed(data);
-        }
-    };
-    // Wait on the pipes and the pidfd: the loop ends when the child is gone and its pipes are drained.
-    while (from_stdout || from_stderr || to_stdin || !exited) {
-        std::vector<pollfd> fds;
-        if (from_stdout)
-            fds.push_back({from_stdout.get(), POLLIN, 0});
-        if (from_stderr)
-            fds.push_back({from_stderr.get(), POLLIN, 0});
-        if (to_stdin)
-            fds.push_back({to_stdin.get(), POLLOUT, 0});
-        if (!exited && pidfd)
-            fds.push_back({pidfd.get(), POLLIN, 0});
-        int wait_ms = -1;
-        if (command.timeout) {
-            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                deadline - std::chrono::steady_clock::now());
-            wait_ms = static_cast<int>(std::max<long long>(0, left.count()));
-        }
-        const int ready = ::poll(fds.data(), fds.size(), wait_ms);
-        if (ready < 0 && errno == EINTR) {
-            continue;
-        }
-        check_errno(ready, "waiting for " + command.argv[0]);
-        if (ready == 0) {
-            result.timed_out = true;
-            ::kill(-pid, SIGKILL);
-            break;
-        }
-        for (const auto& p : fds) {
-            if (p.revents == 0) {
-                continue;
-            }
-            if (p.fd == pidfd.get()) {
-                exited = true;
-                continue;
-            }
-            if (to_stdin && p.fd == to_stdin.get()) {
-                const auto& data = *command.stdin_data;
-                const ssize_t n = ::write(p.fd, data.data() + stdin_offset, data.size() - stdin_offset);
-                if (n > 0) {
-                    stdin_offset += static_cast<std::size_t>(n);
-                }
-                if (n < 0 && errno != EAGAIN && errno != EINTR) {
-                    to_stdin.reset();  // the child closed its stdin
-                } else if (stdin_offset == data.size()) {
-                    to_stdin.reset();
-                }
-                continue;
-            }
-            const ssize_t n = ::read(p.fd, buffer.data(), buffer.size());
-            if (n > 0) {
-                take(from_stdout && p.fd == from_stdout.get(), static_cast<std::size_t>(n));
-            } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
-                if (from_stdout && p.fd == from_stdout.get()) {
-                    from_stdout.reset();
-                } else {
-                    from_stderr.reset();
-                }
-            }
-        }
-        // A daemonized grandchild may keep the pipes open: once the child itself is gone, stop reading.
-        if (exited && !from_stdout && !from_stderr) {
-            break;
-        }
-        if (exited && (from_stdout || from_stderr)) {
-            // drain what is buffered without blocking, then stop
-            for (auto* fd : {&from_stdout, &from_stderr}) {
-                if (!*fd)
-                    continue;
-                ::fcntl(fd->get(), F_SETFL, O_NONBLOCK);
-                for (;;) {
-                    const ssize_t n = ::read(fd->get(), buffer.data(), buffer.size());
-                    if (n <= 0)
-                        break;
-                    take(fd == &from_stdout, static_cast<std::size_t>(n));
-                }
-                fd->reset();
-            }
-            break;
-        }
-    }
-    out_lines.finish();
-    err_lines.finish();
-    reap_on_unwind.armed = false;
-    int status = 0;
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
+    pipes.finish();
+    reap_on_unwind.disarm();
+    const int status = reap(pid);
     if (WIFEXITED(status)) {
         result.exit_status = WEXITSTATUS(status);
     } else if (WIFSIGNALED(status)) {
