@@ -33,7 +33,7 @@ inline std::filesystem::path artifacts() {
 }
 
 inline std::filesystem::path stormctl() {
-    return binary_dir() / "installer" / "stormctl";
+    return binary_dir() / "bin" / "stormctl";
 }
 
 inline double seconds(std::chrono::steady_clock::duration d) {
