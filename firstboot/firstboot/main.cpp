@@ -69,13 +69,9 @@ int main(int argc, char** argv) {
             log::info("first boot already done (" + std::string(fb::kStampPath) + " exists)");
             return 0;
         }
-        const std::string roles = report.assignment.node.roles.empty() ? std::string("none") : [&] {
-            std::string text;
-            for (const auto& r : report.assignment.node.role_specs()) {
-                text += text.empty() ? r : "," + r;
-            }
-            return text;
-        }();
+        const std::string roles = report.assignment.node.roles.empty()
+                                      ? std::string("none")
+                                      : stormnode::roles::to_string(report.assignment.node.roles);
         for (const auto& a : report.actions) {
             log::info(
                 a.what + " " + a.path + ": " + std::string(fb::to_string(a.outcome)) +

@@ -341,7 +341,7 @@ InstallPlan plan_install(const InstallOptions& options) {
         plan.node.roles = options.roles;
     }
     if (!options.hostname.empty()) {
-        if (!firstboot::valid_hostname(options.hostname)) {
+        if (!roles::valid_hostname(options.hostname)) {
             throw Error(
                 Errc::invalid_input, "--hostname '" + options.hostname + "' is not a valid host name");
         }
@@ -497,8 +497,7 @@ InstallResult run_install(const InstallPlan& plan, ProgressSink& progress) {
 
     progress.phase("configure", 0, "");
     const auto etc = dir / "etc";
-    write_into(
-        etc / std::string(firstboot::kNodeFilePath).substr(4), firstboot::render_node_file(plan.node), 0644);
+    write_into(etc / std::string(roles::kNodeFilePath).substr(4), roles::render_node_file(plan.node), 0644);
     if (!plan.cluster_file.empty()) {
         write_into(etc / "stormnode" / "cluster.yaml", read_file(plan.cluster_file), 0600);
     }

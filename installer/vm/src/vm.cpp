@@ -1,9 +1,8 @@
 #include "stormnode/vm/vm.hpp"
 
+#include <stormnode/catalog/node_file.hpp>
 #include <stormnode/common/error.hpp>
 #include <stormnode/common/subprocess.hpp>
-
-#include <stormnode/catalog/node_file.hpp>
 
 #include <arpa/inet.h>
 #include <libvirt/virterror.h>
@@ -180,12 +179,13 @@ std::string domain_xml(const VmSpec& spec) {
     if (spec.network.empty()) {
         x += "    <interface type='user'><model type='virtio'/></interface>\n";
     } else {
-        if (!firstboot::valid_mac(spec.mac)) {
-            throw Error(Errc::invalid_input, "VM '" + spec.name + "': '" + spec.mac + "' is not a MAC address");
+        if (!roles::valid_mac(spec.mac)) {
+            throw Error(
+                Errc::invalid_input, "VM '" + spec.name + "': '" + spec.mac + "' is not a MAC address");
         }
         x += "    <interface type='network'>\n";
         x += "      <source network='" + xml_escape(spec.network) + "'/>\n";
-        x += "      <mac address='" + firstboot::normalize_mac(spec.mac) + "'/>\n";
+        x += "      <mac address='" + roles::normalize_mac(spec.mac) + "'/>\n";
         x += "      <model type='virtio'/>\n";
         if (spec.uefi) {
             // No iPXE option ROM: OVMF's own PXE client boots it (DHCP client-arch 7), as a server's
@@ -388,7 +388,8 @@ VmSpec rack_node_spec(
 
 void Hypervisor::create_network(const RackNetwork& network) {
     const auto xml = network_xml(network);
-    if (CHandle<virNetwork, virNetworkFree> existing(virNetworkLookupByName(connection_.get(), network.name.c_str()));
+    if (CHandle<virNetwork, virNetworkFree> existing(
+            virNetworkLookupByName(connection_.get(), network.name.c_str()));
         existing) {
         throw Error(
             Errc::invalid_input,
@@ -465,7 +466,7 @@ std::vector<std::string> unknown_node_macs(std::size_t count, const std::vector<
         std::snprintf(text.data(), text.size(), "52:54:00:fe:%02x:%02x", (n >> 8) & 0xffU, n & 0xffU);
         const std::string mac(text.data());
         const bool in_use = std::any_of(taken.begin(), taken.end(), [&](const std::string& other) {
-            return firstboot::normalize_mac(other) == mac;
+            return roles::normalize_mac(other) == mac;
         });
         if (!in_use) {
             macs.push_back(mac);
@@ -504,7 +505,8 @@ void create_rack(Hypervisor& hypervisor, RackSpec& rack, bool start) {
         for (const auto& name : made) {
             try {
                 hypervisor.destroy(name);
-            } catch (const std::exception&) {  // NOLINT(bugprone-empty-catch): the first error is the one to report
+            } catch (const std::exception&) {  // NOLINT(bugprone-empty-catch): the first error is the one to
+                                               // report
             }
         }
         try {

@@ -1,9 +1,9 @@
 // dnsmasq's configuration and log, and the probe for another DHCP server on the network.
 #include "stormnode/pxe/pxe_serve.hpp"
 
+#include <stormnode/catalog/node_file.hpp>
 #include <stormnode/common/c_handle.hpp>
 #include <stormnode/common/error.hpp>
-#include <stormnode/catalog/node_file.hpp>
 
 #include <arpa/inet.h>
 #include <net/if.h>
@@ -109,7 +109,7 @@ std::optional<DhcpEvent> parse_dnsmasq_line(std::string_view line) {
     DhcpEvent event;
     event.kind = m[1].str();
     event.ip = m[2].str();
-    event.mac = firstboot::normalize_mac(m[3].str());
+    event.mac = roles::normalize_mac(m[3].str());
     event.hostname = m[4].str();
     return event;
 }

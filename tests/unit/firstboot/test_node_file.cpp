@@ -1,15 +1,16 @@
 // node.yaml: the model, its checks, and the round trip writer -> reader (ours and storm-roled's).
+#include <stormnode/catalog/node_file.hpp>
+#include <stormnode/cluster/node_config.hpp>
 #include <stormnode/common/error.hpp>
 #include <stormnode/common/temp_dir.hpp>
 #include <stormnode/firstboot/networkd.hpp>
-#include <stormnode/catalog/node_file.hpp>
-#include <stormnode/cluster/node_config.hpp>
 
 #include <catch2/catch.hpp>
 #include <sys/stat.h>
 
 using namespace stormnode;
 using namespace stormnode::firstboot;
+using namespace stormnode::roles;
 
 namespace {
 
@@ -31,8 +32,7 @@ std::vector<std::string> problems(const std::string& text) {
 
 NodeFile full_node() {
     NodeFile node;
-    node.roles = {"db", "monitor"};
-    node.variants = {{"db", "active-passive"}};
+    node.roles = {{"db", "active-passive"}, {"monitor", ""}};
     node.hostname = "db-1";
     node.zone = "rack-1";
     node.network = Network{
@@ -68,7 +68,7 @@ TEST_CASE("storm-roled's reader takes the node.yaml firstboot writes", "[node_fi
     const TempDir dir("fb-node");
     write_node_file(dir.path() / "node.yaml", full_node());
     const auto config = roles::load_node_config(dir.path() / "node.yaml", dir.path() / "cluster.yaml");
-    CHECK(config.roles == std::vector<std::string>{"db", "monitor"});
+    CHECK(to_strings(config.roles) == std::vector<std::string>{"db:active-passive", "monitor"});
     CHECK(config.hostname == "db-1");
     CHECK(config.zone == "rack-1");
     CHECK(config.features == std::set<std::string>{"local_db"});
