@@ -218,6 +218,29 @@ TEST_CASE("role switch: picker, diff, password, progress, rolled back with the r
     CHECK(has_line(flow.view(), "Roles: quorum   State: healthy"));
 }
 
+TEST_CASE("the picker marks a role the node carries with a variant, and keeps that variant", "[console]") {
+    fb::ConsoleFlow flow(catalog());
+    flow.update(node_with({"db:active-passive"}));
+    flow.choose(fb::Action::switch_role);
+    const auto view = flow.view();
+    CHECK(view.checked[index_of(view.items, "db")]);
+    CHECK_FALSE(view.checked[index_of(view.items, "quorum")]);
+
+    fb::Input pick{.button = fb::kNext, .checked = view.checked};
+    pick.checked[index_of(view.items, "monitor")] = true;
+    flow.submit(pick);
+    REQUIRE(flow.screen() == fb::Screen::role_diff);
+    CHECK(has_line(flow.view(), "To:   db:active-passive, monitor"));
+    flow.submit(fb::Input{.button = fb::kNext});
+    flow.submit(fb::Input{.button = fb::kNext, .fields = {"secret"}});
+    const auto command = flow.take_command();
+    REQUIRE(command);
+    REQUIRE(std::holds_alternative<fb::SetRolesCommand>(command->body));
+    CHECK(
+        to_strings(std::get<fb::SetRolesCommand>(command->body).roles) ==
+        std::vector<std::string>{"db:active-passive", "monitor"});
+}
+
 TEST_CASE("a successful switch reports the new roles healthy", "[console]") {
     fb::ConsoleFlow flow(catalog());
     FakeNode node;

@@ -90,6 +90,36 @@ TEST_CASE("a node.yaml without roles or with typos is refused at file:line:col",
     CHECK(conflict[0].find("quorum.yaml:") != std::string::npos);  // and where the catalog says so
 }
 
+TEST_CASE(
+    "node.yaml keeps its format: names under roles, their variants under variants", "[node_file][unit]") {
+    // As the installer and storm-firstboot have always written it.
+    const std::string written =
+        "# This node's roles and settings (storm-firstboot, storm-roled). Written by the installer or\n"
+        "# storm-firstboot; edit with care.\n"
+        "roles: [db, monitor]\nvariants: {db: active-passive}\nhostname: db-1\n";
+    Diagnostics diags("node.yaml");
+    const auto node = parse_node_file(written, "node.yaml", &catalog(), diags);
+    INFO(diags.to_string());
+    REQUIRE(node);
+    CHECK(node->roles == std::vector<RoleSpec>{{"db", "active-passive"}, {"monitor", ""}});
+    CHECK(render_node_file(*node) == written);
+    // A variant goes under variants: a role spec in the list is refused where it stands.
+    const auto spec = problems("roles: [\"db:galera\"]\n");
+    REQUIRE(spec.size() == 1);
+    CHECK(
+        spec[0].rfind(
+            "node.yaml:1:9: items of 'roles' are role names: give the variant of 'db:galera' under", 0) == 0);
+    // The roles' problems in the order they were written, whatever the check that found them.
+    CHECK(
+        problems("roles: [compute, nosuch]\nvariants: {db: galera, compute: fast}\n") ==
+        std::vector<std::string>{
+            "node.yaml:1:18: unknown role 'nosuch' (roles: compute, controller, db, lb, monitor, network, "
+            "paas, "
+            "quorum, storage)",
+            "node.yaml:2:12: variant given for role 'db', which is not in 'roles'",
+            "node.yaml:2:33: role 'compute' has no variant 'fast' (it has none)"});
+}
+
 TEST_CASE("hostnames follow RFC 1123", "[node_file][unit]") {
     CHECK(valid_hostname("node-1"));
     CHECK(valid_hostname("db-1.rack1.example.net"));

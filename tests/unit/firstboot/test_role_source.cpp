@@ -142,6 +142,16 @@ TEST_CASE(
     CHECK_THROWS_WITH(
         choose_role_source(SourceInputs{"stormnode.role=db,quorum", {}, {}}, catalog(), fetcher),
         Catch::Contains("cannot share a node"));
+    CHECK_THROWS_WITH(
+        choose_role_source(SourceInputs{"stormnode.role=db:a:b", {}, {}}, catalog(), fetcher),
+        Catch::Contains("kernel argument stormnode.role=db:a:b: role 'db:a:b' has more than one ':'"));
+    CHECK_THROWS_WITH(
+        choose_role_source(SourceInputs{"stormnode.role=compute,,storage", {}, {}}, catalog(), fetcher),
+        Catch::Contains("stormnode.role=compute,,storage: role '' has no name"));
+    CHECK_THROWS_WITH(
+        choose_role_source(SourceInputs{"stormnode.role=db:multi-master", {}, {}}, catalog(), fetcher),
+        Catch::Contains(
+            "stormnode.role=db:multi-master: role 'db' has no variant 'multi-master' (variants: "));
     try {
         (void)choose_role_source(
             SourceInputs{"stormnode.inventory=http://inv/bad.yaml", {}, {"52:54:00:00:00:01"}},

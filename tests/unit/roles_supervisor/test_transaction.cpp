@@ -197,3 +197,23 @@ TEST_CASE("a damaged switch record is reported with its position", "[transaction
         TransactionLog(dir.path()).unfinished(), Catch::Contains("transaction.yaml:3:1: unknown key 'phse'"));
     CHECK_FALSE(TransactionLog(dir.path() / "none").unfinished());
 }
+
+TEST_CASE(
+    "the switch record's roles are read back as role specs, a bad one at its position",
+    "[transaction][unit]") {
+    TempDir dir{"stormnode-transaction"};
+    TransactionLog log(dir.path());
+    log.begin(parse_role_specs({"db:galera", "quorum"}), parse_role_specs({"monitor"}));
+    CHECK_THAT(read_file(log.file()), Catch::Contains("old_roles: [db:galera, quorum]"));
+    const auto record = log.unfinished();
+    REQUIRE(record);
+    CHECK(record->old_roles == std::vector<RoleSpec>{{"db", "galera"}, {"quorum", ""}});
+    CHECK(record->new_roles == std::vector<RoleSpec>{{"monitor", ""}});
+
+    write_file_atomic(
+        dir.path() / "transaction.yaml",
+        "old_roles: [quorum, \"db:\"]\nnew_roles: [monitor]\nphase: stopping\n");
+    CHECK_THROWS_WITH(
+        TransactionLog(dir.path()).unfinished(),
+        Catch::Contains("transaction.yaml:1:21: role 'db:' has an empty variant"));
+}
