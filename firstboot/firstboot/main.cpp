@@ -61,13 +61,9 @@ int tell_operator(const fb::Report& report, const std::string& console) {
              {"STORMNODE_HOSTNAME", report.hostname}});
         return 0;
     }
-    const std::string roles = report.assignment.node.roles.empty() ? std::string("none") : [&] {
-        std::string text;
-        for (const auto& r : report.assignment.node.role_specs()) {
-            text += text.empty() ? r : "," + r;
-        }
-        return text;
-    }();
+    const std::string roles = report.assignment.node.roles.empty()
+                                  ? std::string("none")
+                                  : stormnode::roles::to_string(report.assignment.node.roles);
     const std::string done = "roles " + roles + " from " +
                              std::string(fb::to_string(report.assignment.source)) + ", hostname " +
                              report.hostname;

@@ -11,11 +11,12 @@
 namespace stormnode::firstboot {
 namespace {
 
-std::string roles_text(const std::vector<std::string>& roles) {
+std::string roles_text(const std::vector<roles::RoleSpec>& roles) {
     return roles.empty() ? std::string("(none)") : joined(roles);
 }
 
-std::vector<std::string> unit_names(const roles::Catalog& catalog, const std::vector<std::string>& roles) {
+std::vector<std::string> unit_names(
+    const roles::Catalog& catalog, const std::vector<roles::RoleSpec>& roles) {
     std::vector<std::string> names;
     if (roles.empty()) {
         return names;
@@ -72,7 +73,7 @@ std::string describe_command(const CommandBody& body) {
                 return std::string(c.force ? "Force the switch" : "Switch") + " to role(s) " +
                        roles_text(c.roles);
             },
-            [](const RestartRoleCommand& c) { return "Restart role " + c.role; },
+            [](const RestartRoleCommand& c) { return "Restart role " + roles::to_string(c.role); },
             [](const JournalCommand& c) { return "Journal of " + c.unit; },
             [](const NetworkCommand& c) {
                 return "Network " + c.interface + ": " +
@@ -145,7 +146,9 @@ std::string_view to_string(Action action) {
 }
 
 RoleDiff role_diff(
-    const roles::Catalog& catalog, const std::vector<std::string>& from, const std::vector<std::string>& to) {
+    const roles::Catalog& catalog,
+    const std::vector<roles::RoleSpec>& from,
+    const std::vector<roles::RoleSpec>& to) {
     const auto before = unit_names(catalog, from);
     const auto after = unit_names(catalog, to);
     const std::set<std::string> before_set(before.begin(), before.end());
@@ -281,7 +284,7 @@ View ConsoleFlow::role_picker_view() const {
         const auto* role = catalog_.find(name);
         v.items.push_back(
             name + (role != nullptr && !role->description.empty() ? " - " + role->description : ""));
-        v.checked.push_back(std::find(picked_.begin(), picked_.end(), name) != picked_.end());
+        v.checked.push_back(roles::find_role(picked_, name) != nullptr);
     }
     v.buttons = nav_buttons();
     return v;
@@ -380,7 +383,7 @@ View ConsoleFlow::result_view() const {
 View ConsoleFlow::restart_picker_view() const {
     View v;
     v.title = "Restart a role";
-    v.items = node_.roles;
+    v.items = roles::to_strings(node_.roles);
     v.buttons = nav_buttons();
     return v;
 }
@@ -611,10 +614,12 @@ void ConsoleFlow::submit(const Input& input) {
 
 // The marked roles go on to the diff only when they are a change; otherwise the picker says why.
 void ConsoleFlow::submit_role_picker(const Input& input) {
-    std::vector<std::string> picked;
+    std::vector<roles::RoleSpec> picked;
     for (std::size_t i = 0; i < offered_.size() && i < input.checked.size(); ++i) {
         if (input.checked[i]) {
-            picked.push_back(offered_[i]);
+            // A role the node keeps keeps its variant; the picker offers roles, not variants.
+            const auto* current = roles::find_role(node_.roles, offered_[i]);
+            picked.push_back(current != nullptr ? *current : roles::RoleSpec{offered_[i], {}});
         }
     }
     picked_ = picked;

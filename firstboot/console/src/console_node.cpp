@@ -4,11 +4,11 @@
 #include "stormnode/console/console_worker.hpp"
 #include "stormnode/firstboot/networkd.hpp"
 
+#include <stormnode/cluster/quorum_guard.hpp>
 #include <stormnode/common/error.hpp>
 #include <stormnode/common/subprocess.hpp>
 #include <stormnode/common/temp_dir.hpp>
 #include <stormnode/node_client/node_client.hpp>
-#include <stormnode/cluster/quorum_guard.hpp>
 #include <stormnode/supervisor/transaction.hpp>
 
 #include <arpa/inet.h>
@@ -141,7 +141,7 @@ public:
         try {
             const auto status = client().status();
             view.connected = true;
-            view.roles = status.roles;
+            view.roles = roles::parse_role_specs(status.roles);  // the bus carries them as text
             view.state = status.state;
             view.reason = status.reason;
             view.image_commit = status.image_commit;
@@ -157,10 +157,10 @@ public:
         return view;
     }
 
-    void set_roles(const std::vector<std::string>& roles, bool force) override {
-        client().set_roles(roles, force, false, {});
+    void set_roles(const std::vector<roles::RoleSpec>& specs, bool force) override {
+        client().set_roles(roles::to_strings(specs), force, false, {});
     }
-    void restart_role(const std::string& role) override { client().restart_role(role); }
+    void restart_role(const roles::RoleSpec& role) override { client().restart_role(roles::to_string(role)); }
 
     std::vector<std::string> journal(const std::string& unit) override {
         std::vector<std::string> argv{"journalctl", "--no-pager", "-o", "short", "-n", "40", "-u", unit};
@@ -174,9 +174,9 @@ public:
     }
 
     void apply_network(const NetworkCommand& network) override {
-        Network n;
+        roles::Network n;
         n.interface = network.interface;
-        n.mode = network.dhcp ? AddressMode::dhcp : AddressMode::fixed;
+        n.mode = network.dhcp ? roles::AddressMode::dhcp : roles::AddressMode::fixed;
         n.address = network.address;
         n.gateway = network.gateway;
         n.dns = network.dns;

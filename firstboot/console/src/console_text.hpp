@@ -1,6 +1,8 @@
 // Small helpers the console's sources share.
 #pragma once
 
+#include <stormnode/catalog/role_spec.hpp>
+
 #include <string>
 #include <vector>
 
@@ -24,6 +26,14 @@ inline std::string joined(
         text += (text.empty() ? "" : separator) + item;
     }
     return text.empty() ? empty : text;
+}
+
+// Roles as storm-roled shows them: "db:galera, quorum".
+inline std::string joined(
+    const std::vector<roles::RoleSpec>& roles,
+    const std::string& separator = ", ",
+    const std::string& empty = "") {
+    return joined(roles::to_strings(roles), separator, empty);
 }
 
 }  // namespace stormnode::firstboot

@@ -59,7 +59,8 @@ std::optional<CommandResult> CommandRunner::start(const ConsoleCommand& command)
                 },
                 [&](const RestartRoleCommand& c) -> std::optional<CommandResult> {
                     backend_.restart_role(c.role);
-                    return CommandResult{Outcome::done, "Restarting the units of " + c.role + ".", {}};
+                    return CommandResult{
+                        Outcome::done, "Restarting the units of " + roles::to_string(c.role) + ".", {}};
                 },
                 [&](const JournalCommand& c) -> std::optional<CommandResult> {
                     return CommandResult{Outcome::done, "", backend_.journal(c.unit)};
@@ -113,8 +114,8 @@ void CommandRunner::status(const NodeView& node) {
 }
 
 std::optional<CommandResult> CommandRunner::switched(
-    const std::vector<std::string>& old_roles,
-    const std::vector<std::string>& new_roles,
+    const std::vector<roles::RoleSpec>& old_roles,
+    const std::vector<roles::RoleSpec>& new_roles,
     const std::string& outcome) {
     if (!switching_ || new_roles != *switching_) {
         return std::nullopt;  // another client's switch
@@ -215,7 +216,7 @@ struct Watch {
     bool dirty = true;
     bool gone = false;
     std::vector<NodeView> seen;  // State/Reason pairs from PropertiesChanged, in order
-    std::vector<std::pair<std::vector<std::string>, std::pair<std::vector<std::string>, std::string>>>
+    std::vector<std::pair<std::vector<roles::RoleSpec>, std::pair<std::vector<roles::RoleSpec>, std::string>>>
         switched;
 
     static std::vector<std::string> strv(sd_bus_message* m) {
@@ -269,8 +270,8 @@ struct Watch {
         auto* self = static_cast<Watch*>(userdata);
         self->dirty = true;
         try {
-            auto old_roles = strv(m);
-            auto new_roles = strv(m);
+            auto old_roles = roles::parse_role_specs(strv(m));  // the bus carries them as text
+            auto new_roles = roles::parse_role_specs(strv(m));
             const char* outcome = nullptr;
             check_r(sd_bus_message_read(m, "s", &outcome), "reading RoleSwitched", Errc::dbus);
             self->switched.push_back({std::move(old_roles), {std::move(new_roles), outcome}});

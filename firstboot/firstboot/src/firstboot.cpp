@@ -13,6 +13,14 @@ namespace {
 
 namespace fs = std::filesystem;
 using detail::under;
+// node.yaml's model (stormnode/catalog/node_file.hpp).
+using roles::kNodeFilePath;
+using roles::NodeFile;
+using roles::normalize_mac;
+using roles::read_node_file;
+using roles::render_node_file;
+using roles::valid_hostname;
+using roles::valid_mac;
 
 std::string trimmed(std::string text) {
     while (!text.empty() && (text.back() == '\n' || text.back() == ' ' || text.back() == '\t')) {
@@ -72,7 +80,8 @@ std::string render_stamp(const Report& report) {
     out << YAML::BeginMap;
     out << YAML::Key << "source" << YAML::Value << std::string(to_string(report.assignment.source));
     out << YAML::Key << "origin" << YAML::Value << report.assignment.origin;
-    out << YAML::Key << "roles" << YAML::Value << YAML::Flow << report.assignment.node.role_specs();
+    out << YAML::Key << "roles" << YAML::Value << YAML::Flow
+        << roles::to_strings(report.assignment.node.roles);
     out << YAML::Key << "hostname" << YAML::Value << report.hostname;
     out << YAML::Key << "done" << YAML::Value << YAML::BeginSeq;
     for (const auto& a : report.actions) {
@@ -99,7 +108,8 @@ std::string render_state(const Report& report) {
     if (!report.assignment.origin.empty()) {
         out << YAML::Key << "origin" << YAML::Value << report.assignment.origin;
     }
-    out << YAML::Key << "roles" << YAML::Value << YAML::Flow << report.assignment.node.role_specs();
+    out << YAML::Key << "roles" << YAML::Value << YAML::Flow
+        << roles::to_strings(report.assignment.node.roles);
     if (!report.ok()) {
         out << YAML::Key << "failures" << YAML::Value << report.failures;
     } else if (report.discovered()) {
@@ -160,7 +170,6 @@ bool choose_roles(
         report.assignment = Assignment{};
         report.assignment.node = inputs.node_file.value_or(NodeFile{});
         report.assignment.node.roles.clear();
-        report.assignment.node.variants.clear();
         return false;
     }
     return true;
@@ -170,7 +179,7 @@ bool choose_roles(
 std::vector<roles::NodeState> states_to_generate(const roles::Catalog& catalog, const NodeFile& node) {
     std::vector<roles::NodeState> states;
     if (!node.roles.empty()) {
-        states = roles::resolve_combination(catalog, node.role_specs()).body.node_state;
+        states = roles::resolve_combination(catalog, node.roles).body.node_state;
     } else if (const roles::Role* common = catalog.find("common")) {
         states = common->body.node_state;
     }

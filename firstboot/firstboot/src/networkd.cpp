@@ -4,8 +4,8 @@
 
 namespace stormnode::firstboot {
 
-NetworkdFile render_networkd(const std::optional<Network>& network) {
-    const Network net = network.value_or(Network{});
+NetworkdFile render_networkd(const std::optional<roles::Network>& network) {
+    const roles::Network net = network.value_or(roles::Network{});
     NetworkdFile file;
     std::string match;
     if (!net.interface.empty()) {
@@ -23,7 +23,7 @@ NetworkdFile render_networkd(const std::optional<Network>& network) {
     }
     file.text =
         "# Written by storm-firstboot from /etc/stormnode/node.yaml.\n[Match]\n" + match + "\n[Network]\n";
-    if (net.mode == AddressMode::dhcp) {
+    if (net.mode == roles::AddressMode::dhcp) {
         file.text += "DHCP=yes\n";
         return file;
     }

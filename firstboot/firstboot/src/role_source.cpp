@@ -38,9 +38,8 @@ std::vector<std::string> split_cmdline(std::string_view text) {
 
 // The inventory entry's fields over node.yaml's: what the rack's inventory says wins, what it
 // leaves out stays.
-void overlay(NodeFile& base, const NodeFile& entry) {
+void overlay(roles::NodeFile& base, const roles::NodeFile& entry) {
     base.roles = entry.roles;
-    base.variants = entry.variants;
     if (!entry.hostname.empty()) {
         base.hostname = entry.hostname;
     }
@@ -92,49 +91,37 @@ KernelArgs parse_kernel_cmdline(std::string_view cmdline) {
     return args;
 }
 
-void apply_role_arg(const std::string& value, const roles::Catalog& catalog, NodeFile& node) {
-    // Checked with the same code as node.yaml, on a document made from the argument.
-    YAML::Node doc(YAML::NodeType::Map);
-    YAML::Node list(YAML::NodeType::Sequence);
-    YAML::Node variants(YAML::NodeType::Map);
-    std::size_t start = 0;
-    while (start <= value.size()) {
-        const auto comma = std::min(value.find(',', start), value.size());
-        const auto spec = value.substr(start, comma - start);
-        const auto colon = spec.find(':');
-        const auto name = spec.substr(0, colon);
-        list.push_back(name);
-        if (colon != std::string::npos) {
-            variants[name] = spec.substr(colon + 1);
-        }
-        start = comma + 1;
+void apply_role_arg(const std::string& value, const roles::Catalog& catalog, roles::NodeFile& node) {
+    // Checked with the same code as node.yaml's roles; problems of the combination name the catalog line.
+    const std::string arg = "stormnode.role=" + value;
+    std::vector<roles::RoleSpec> specs;
+    try {
+        specs = roles::parse_role_list(value);
+    } catch (const Error& e) {
+        throw Error(Errc::invalid_input, "kernel argument " + arg + ": " + e.what());
     }
-    doc["roles"] = list;
-    if (variants.size() > 0) {
-        doc["variants"] = variants;
-    }
-    Diagnostics diags("stormnode.role=" + value);
-    const NodeFile parsed = parse_node_fields(doc, &catalog, diags);
+    Diagnostics diags(arg);
+    const roles::RoleListPlaces places{{arg, 0, 0, {}}, {}, {}, {}};
+    roles::validate_role_specs(catalog, specs, diags, &places);
     if (!diags.ok()) {
         std::string problems;
         for (const auto& d : diags.items()) {
             problems += problems.empty() ? d.message : "; " + d.message;
         }
-        throw Error(Errc::invalid_input, "kernel argument stormnode.role=" + value + ": " + problems);
+        throw Error(Errc::invalid_input, "kernel argument " + arg + ": " + problems);
     }
-    node.roles = parsed.roles;
-    node.variants = parsed.variants;
+    node.roles = std::move(specs);
 }
 
-std::optional<std::map<std::string, NodeFile>> parse_inventory(
+std::optional<std::map<std::string, roles::NodeFile>> parse_inventory(
     const std::string& text, const std::string& source, const roles::Catalog& catalog, Diagnostics& diags) {
     Diagnostics local(source);
-    std::map<std::string, NodeFile> entries;
+    std::map<std::string, roles::NodeFile> entries;
     const auto doc = load_yaml_string(text, local);
     if (doc && yaml::expect_map(*doc, "the inventory (MAC: node settings)", local)) {
         for (const auto& kv : *doc) {
             const auto& mac = kv.first.Scalar();
-            if (!valid_mac(mac)) {
+            if (!roles::valid_mac(mac)) {
                 local.error(
                     kv.first,
                     "inventory keys must be MAC addresses like 52:54:00:12:34:56, not '" + mac + "'");
@@ -143,9 +130,9 @@ std::optional<std::map<std::string, NodeFile>> parse_inventory(
             if (!yaml::expect_map(kv.second, "the entry for " + mac, local)) {
                 continue;
             }
-            yaml::reject_unknown_keys(kv.second, node_field_keys(), local);
-            NodeFile entry = parse_node_fields(kv.second, &catalog, local);
-            if (!entries.emplace(normalize_mac(mac), std::move(entry)).second) {
+            yaml::reject_unknown_keys(kv.second, roles::node_field_keys(), local);
+            roles::NodeFile entry = roles::parse_node_fields(kv.second, &catalog, local);
+            if (!entries.emplace(roles::normalize_mac(mac), std::move(entry)).second) {
                 local.error(kv.first, "MAC " + mac + " is listed twice");
             }
         }
@@ -160,19 +147,18 @@ std::optional<std::map<std::string, NodeFile>> parse_inventory(
 Assignment choose_role_source(const SourceInputs& inputs, const roles::Catalog& catalog, Fetcher& fetcher) {
     const KernelArgs args = parse_kernel_cmdline(inputs.cmdline);
     Assignment result;
-    result.node = inputs.node_file.value_or(NodeFile{});
+    result.node = inputs.node_file.value_or(roles::NodeFile{});
 
     if (args.roles) {
         apply_role_arg(*args.roles, catalog, result.node);
         result.source = RoleSource::kernel_cmdline;
         result.origin = "kernel command line (stormnode.role=" + *args.roles + ")";
-        result.write_node_file = !inputs.node_file || inputs.node_file->roles != result.node.roles ||
-                                 inputs.node_file->variants != result.node.variants;
+        result.write_node_file = !inputs.node_file || inputs.node_file->roles != result.node.roles;
         return result;
     }
     if (inputs.node_file && !inputs.node_file->roles.empty()) {
         result.source = RoleSource::node_file;
-        result.origin = std::string(kNodeFilePath);
+        result.origin = std::string(roles::kNodeFilePath);
         return result;
     }
     if (args.inventory) {
@@ -188,7 +174,7 @@ Assignment choose_role_source(const SourceInputs& inputs, const roles::Catalog& 
         const auto inventory = parse_inventory(body, url, catalog, diags);
         throw_if_errors(diags, "the inventory " + url);
         for (const auto& mac : inputs.macs) {
-            const auto it = inventory->find(normalize_mac(mac));
+            const auto it = inventory->find(roles::normalize_mac(mac));
             if (it == inventory->end()) {
                 continue;
             }

@@ -169,6 +169,17 @@ std::optional<roles::Catalog> load_catalog_if_present(const std::string& dir) {
     return roles::load_valid_catalog(path);
 }
 
+// Roles given here (--role, the prompt): parsed, and checked against the catalog as an answer file's
+// are. Throws Error(invalid_input) with every problem.
+std::vector<roles::RoleSpec> role_specs(
+    const std::vector<std::string>& texts, const roles::Catalog& catalog) {
+    auto specs = roles::parse_role_specs(texts);
+    Diagnostics diags("--role " + roles::to_string(specs));
+    roles::validate_role_specs(catalog, specs, diags);
+    throw_if_errors(diags, "the roles to install");
+    return specs;
+}
+
 std::string ask(const std::string& question) {
     std::cout << question << std::flush;
     std::string line;
@@ -196,10 +207,11 @@ void prompt(InstallOptions& o, const roles::Catalog* catalog) {
         }
         std::cout << "\n";
         std::istringstream words(ask("Roles (space-separated, empty for none): "));
-        std::string r;
-        while (words >> r) {
-            o.roles.push_back(r);
+        std::vector<std::string> answered;
+        for (std::string r; words >> r;) {
+            answered.push_back(r);
         }
+        o.roles = role_specs(answered, *catalog);
     }
     if (o.hostname.empty()) {
         o.hostname = ask("Host name (empty: decided at first boot): ");
@@ -209,7 +221,6 @@ void prompt(InstallOptions& o, const roles::Catalog* catalog) {
 int run_install_command(const InstallArgs& a) {
     InstallOptions o;
     o.disk = a.disk;
-    o.roles = a.roles;
     o.hostname = a.hostname;
     o.source_repo = a.source_repo;
     o.ref = a.ref;
@@ -222,6 +233,9 @@ int run_install_command(const InstallArgs& a) {
         o.proc_cmdline = read_text_file(a.cmdline_file, ignored).value_or("");
     }
     auto catalog = load_catalog_if_present(a.catalog);
+    if (!a.roles.empty()) {
+        o.roles = catalog ? role_specs(a.roles, *catalog) : roles::parse_role_specs(a.roles);
+    }
     std::string answers_file = a.answers;
     bool interactive = answers_file.empty() && ::isatty(0) == 1 && !a.yes;
     if (a.from_kernel_cmdline) {

@@ -123,12 +123,12 @@ std::optional<Answers> parse(
     const auto doc = load_yaml_string(text, local);
     if (doc && yaml::expect_map(*doc, "the answer file", local)) {
         answers.where = local.position(*doc);
-        auto allowed = firstboot::node_field_keys();
+        auto allowed = roles::node_field_keys();
         allowed.insert({"disk", "wipe", "root", "cluster"});
         yaml::reject_unknown_keys(*doc, allowed, local);
         parse_disk(*doc, answers, local);
         answers.wipe = yaml::optional_bool(*doc, "wipe", local).value_or(false);
-        answers.node = firstboot::parse_node_fields(*doc, catalog, local);
+        answers.node = roles::parse_node_fields(*doc, catalog, local);
         parse_root(*doc, answers, local);
         if (const auto cluster = yaml::optional_string(*doc, "cluster", local)) {
             answers.cluster_file = *cluster;

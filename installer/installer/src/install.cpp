@@ -415,7 +415,7 @@ void format_partitions(const fs::path& device, ProgressSink& progress) {
 // /boot mount) and root's SSH keys into the stateroot's /var, under the mounted root filesystem.
 void configure_deployment(const InstallPlan& plan, const fs::path& etc, const fs::path& root) {
     write_into(
-        etc / std::string(firstboot::kNodeFilePath).substr(4), firstboot::render_node_file(plan.node), 0644);
+        etc / std::string(roles::kNodeFilePath).substr(4), roles::render_node_file(plan.node), 0644);
     if (!plan.cluster_file.empty()) {
         write_into(etc / "stormnode" / "cluster.yaml", read_file(plan.cluster_file), 0600);
     }
@@ -477,7 +477,7 @@ InstallPlan plan_install(const InstallOptions& options) {
         plan.node.roles = options.roles;
     }
     if (!options.hostname.empty()) {
-        if (!firstboot::valid_hostname(options.hostname)) {
+        if (!roles::valid_hostname(options.hostname)) {
             throw Error(
                 Errc::invalid_input, "--hostname '" + options.hostname + "' is not a valid host name");
         }

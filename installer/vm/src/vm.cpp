@@ -159,13 +159,13 @@ std::string interface_xml(const VmSpec& spec) {
     if (spec.network.empty()) {
         return "    <interface type='user'><model type='virtio'/></interface>\n";
     }
-    if (!firstboot::valid_mac(spec.mac)) {
+    if (!roles::valid_mac(spec.mac)) {
         throw Error(Errc::invalid_input, "VM '" + spec.name + "': '" + spec.mac + "' is not a MAC address");
     }
     std::string x;
     x += "    <interface type='network'>\n";
     x += "      <source network='" + xml_escape(spec.network) + "'/>\n";
-    x += "      <mac address='" + firstboot::normalize_mac(spec.mac) + "'/>\n";
+    x += "      <mac address='" + roles::normalize_mac(spec.mac) + "'/>\n";
     x += "      <model type='virtio'/>\n";
     if (spec.uefi) {
         // No iPXE option ROM: OVMF's own PXE client boots it (DHCP client-arch 7), as a server's
@@ -480,7 +480,7 @@ std::vector<std::string> unknown_node_macs(std::size_t count, const std::vector<
         std::snprintf(text.data(), text.size(), "52:54:00:fe:%02x:%02x", (n >> 8) & 0xffU, n & 0xffU);
         const std::string mac(text.data());
         const bool in_use = std::any_of(taken.begin(), taken.end(), [&](const std::string& other) {
-            return firstboot::normalize_mac(other) == mac;
+            return roles::normalize_mac(other) == mac;
         });
         if (!in_use) {
             macs.push_back(mac);

@@ -1,16 +1,16 @@
 // `stormctl pxe validate|answers|build|serve|report`: argument parsing and output only; the work is in
 // stormnode::pxe (iso/pxe/src/pxe_*.cpp).
+#include <stormnode/catalog/catalog.hpp>
 #include <stormnode/common/error.hpp>
 #include <stormnode/common/kernel_cmdline.hpp>
 #include <stormnode/common/log.hpp>
 #include <stormnode/common/temp_dir.hpp>
-#include <stormnode/pxe/pxe_build.hpp>
+#include <stormnode/node_client/node_client.hpp>
 #include <stormnode/pxe/cli.hpp>
+#include <stormnode/pxe/pxe_build.hpp>
 #include <stormnode/pxe/pxe_inventory.hpp>
 #include <stormnode/pxe/pxe_report.hpp>
 #include <stormnode/pxe/pxe_serve.hpp>
-#include <stormnode/catalog/catalog.hpp>
-#include <stormnode/node_client/node_client.hpp>
 
 #include <CLI/CLI.hpp>
 #include <unistd.h>
@@ -75,7 +75,7 @@ int validate(const PxeArgs& args) {
     std::map<std::string, int> roles;
     for (const auto& node : inventory->nodes) {
         for (const auto& role : node.answers.node.roles) {
-            ++roles[role];
+            ++roles[role.name];
         }
     }
     std::cout << "valid: " << inventory->nodes.size() << " nodes";
@@ -95,7 +95,7 @@ int answers(const PxeArgs& args) {
         return 2;
     }
     for (const auto& node : inventory->nodes) {
-        if (!args.mac.empty() && node.mac != firstboot::normalize_mac(args.mac)) {
+        if (!args.mac.empty() && node.mac != roles::normalize_mac(args.mac)) {
             continue;
         }
         if (args.output.empty()) {

@@ -109,7 +109,7 @@ std::optional<DhcpEvent> parse_dnsmasq_line(std::string_view line) {
     DhcpEvent event;
     event.kind = m[1].str();
     event.ip = m[2].str();
-    event.mac = firstboot::normalize_mac(m[3].str());
+    event.mac = roles::normalize_mac(m[3].str());
     event.hostname = m[4].str();
     return event;
 }

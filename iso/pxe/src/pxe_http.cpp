@@ -1,8 +1,8 @@
 #include "stormnode/pxe/pxe_http.hpp"
 
+#include <stormnode/catalog/node_file.hpp>
 #include <stormnode/common/c_handle.hpp>
 #include <stormnode/common/error.hpp>
-#include <stormnode/catalog/node_file.hpp>
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -18,10 +18,10 @@ namespace {
 
 // "/boot/grub/52:54:00:00:00:01.cfg" -> the MAC, when it is one
 std::optional<std::string> mac_in(const std::string& name) {
-    if (!firstboot::valid_mac(name)) {
+    if (!roles::valid_mac(name)) {
         return std::nullopt;
     }
-    return firstboot::normalize_mac(name);
+    return roles::normalize_mac(name);
 }
 
 // A file under root, never outside it; nullopt for anything else.

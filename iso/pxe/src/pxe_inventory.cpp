@@ -12,8 +12,8 @@
 namespace stormnode::iso {
 namespace {
 
-using firstboot::in_subnet;
-using firstboot::normalize_mac;
+using roles::in_subnet;
+using roles::normalize_mac;
 
 YAML::Node value_of(const YAML::Node& map, const char* key) {
     const YAML::Node& const_map = map;
@@ -76,7 +76,7 @@ ProvisioningNetwork parse_network(const YAML::Node& doc, Diagnostics& diags) {
     net.interface = yaml::optional_string(map, "interface", diags).value_or("");
     net.proxy_dhcp = yaml::optional_bool(map, "proxy_dhcp", diags).value_or(false);
     if (const auto subnet = yaml::require_string(map, "subnet", diags)) {
-        const auto prefix = firstboot::cidr_prefix(*subnet);
+        const auto prefix = roles::cidr_prefix(*subnet);
         const auto base = ipv4(subnet->substr(0, subnet->find('/')));
         if (!prefix || !base || *prefix < 8 || *prefix > 30) {
             diags.error(
@@ -193,7 +193,7 @@ InstallFields parse_install_fields(const YAML::Node& map, Diagnostics& diags) {
 
 struct Defaults {
     InstallFields install;
-    firstboot::NodeFile node;  // zone, network, features, variables
+    roles::NodeFile node;  // zone, network, features, variables
 };
 
 Defaults parse_defaults(const YAML::Node& doc, Diagnostics& diags) {
@@ -205,12 +205,12 @@ Defaults parse_defaults(const YAML::Node& doc, Diagnostics& diags) {
     yaml::reject_unknown_keys(
         map, {"disk", "wipe", "root", "zone", "network", "features", "variables"}, diags);
     defaults.install = parse_install_fields(map, diags);
-    defaults.node = firstboot::parse_node_fields(map, nullptr, diags);
+    defaults.node = roles::parse_node_fields(map, nullptr, diags);
     return defaults;
 }
 
 // A node's answers: its own fields, else the defaults.
-installer::Answers merge(const InstallFields& own, firstboot::NodeFile node, const Defaults& defaults) {
+installer::Answers merge(const InstallFields& own, roles::NodeFile node, const Defaults& defaults) {
     installer::Answers answers;
     const InstallFields& d = defaults.install;
     if (own.disk || own.selector) {
@@ -240,7 +240,7 @@ installer::Answers merge(const InstallFields& own, firstboot::NodeFile node, con
 
 const std::set<std::string>& node_keys() {
     static const std::set<std::string> keys = [] {
-        auto k = firstboot::node_field_keys();
+        auto k = roles::node_field_keys();
         k.insert({"address", "disk", "wipe", "root"});
         return k;
     }();
@@ -257,7 +257,7 @@ void check_cluster(
     std::map<std::string, std::vector<std::size_t>> members;  // role -> node indexes
     for (std::size_t i = 0; i < inventory.nodes.size(); ++i) {
         for (const auto& role : inventory.nodes[i].answers.node.roles) {
-            members[role].push_back(i);
+            members[role.name].push_back(i);
         }
     }
     std::set<std::string> present(inventory.external_roles.begin(), inventory.external_roles.end());
@@ -315,7 +315,7 @@ void parse_nodes(
     for (const auto& kv : nodes) {
         const std::string key = kv.first.IsScalar() ? kv.first.Scalar() : std::string();
         const Diagnostic key_at = diags.position(kv.first);
-        if (!firstboot::valid_mac(key)) {
+        if (!roles::valid_mac(key)) {
             diags.error(
                 kv.first, "node keys must be MAC addresses like 52:54:00:12:34:56, not '" + key + "'");
             continue;
@@ -333,7 +333,7 @@ void parse_nodes(
         InventoryNode node;
         node.mac = mac;
         node.where = key_at;
-        auto fields = firstboot::parse_node_fields(map, &catalog, diags);
+        auto fields = roles::parse_node_fields(map, &catalog, diags);
         const auto install = parse_install_fields(map, diags);
         if (const YAML::Node hostname = value_of(map, "hostname"); !hostname) {
             diags.error(kv.first, "node " + mac + " has no 'hostname'");
@@ -410,7 +410,8 @@ std::optional<Inventory> parse_inventory(
                 if (item.IsScalar() && (role == nullptr || !role->placeable())) {
                     local.error(
                         item,
-                        "unknown role '" + item.Scalar() + "' (roles: " + joined(catalog.placeable_names()) + ")");
+                        "unknown role '" + item.Scalar() + "' (roles: " + joined(catalog.placeable_names()) +
+                            ")");
                 }
             }
         }
@@ -435,8 +436,6 @@ std::optional<Inventory> load_inventory(
 
 std::string render_answers(const InventoryNode& node) {
     const auto& a = node.answers;
-    // node.yaml's fields come from firstboot's own writer; the installer's keys go around them.
-    YAML::Node fields = YAML::Load(firstboot::render_node_file(a.node));
     YAML::Emitter out;
     out << YAML::Comment("stormnode answer file for " + node.mac + " (from the rack inventory)");
     out << YAML::BeginMap;
@@ -457,9 +456,7 @@ std::string render_answers(const InventoryNode& node) {
         out << a.disk;
     }
     out << YAML::Key << "wipe" << YAML::Value << a.wipe;
-    for (const auto& kv : fields) {
-        out << YAML::Key << kv.first << YAML::Value << kv.second;
-    }
+    roles::emit_node_fields(out, a.node);  // node.yaml's own writer; the installer's keys go around them
     if (!a.root_ssh_keys.empty()) {
         out << YAML::Key << "root" << YAML::Value << YAML::BeginMap << YAML::Key << "ssh_keys" << YAML::Value
             << a.root_ssh_keys << YAML::EndMap;

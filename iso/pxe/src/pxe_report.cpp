@@ -1,10 +1,10 @@
 #include "stormnode/pxe/pxe_report.hpp"
 
+#include <stormnode/catalog/node_file.hpp>
 #include <stormnode/common/c_handle.hpp>
 #include <stormnode/common/error.hpp>
 #include <stormnode/common/kernel_cmdline.hpp>
 #include <stormnode/common/temp_dir.hpp>
-#include <stormnode/catalog/node_file.hpp>
 
 #include <curl/curl.h>
 
@@ -53,7 +53,7 @@ std::string primary_mac() {
         fields >> interface >> destination;
         if (destination == "00000000") {
             const auto mac = trimmed_file(fs::path("/sys/class/net") / interface / "address");
-            if (firstboot::valid_mac(mac)) {
+            if (roles::valid_mac(mac)) {
                 return mac;
             }
         }
@@ -64,7 +64,7 @@ std::string primary_mac() {
             continue;  // ARPHRD_ETHER links that are up
         }
         const auto mac = trimmed_file(entry.path() / "address");
-        if (firstboot::valid_mac(mac)) {
+        if (roles::valid_mac(mac)) {
             return mac;
         }
     }

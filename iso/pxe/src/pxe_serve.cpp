@@ -131,11 +131,11 @@ void NodeTable::boot_config(const std::string& mac, BootAction action) {
 
 bool NodeTable::report(const std::string& mac, const std::string& state, const std::string& detail) {
     const auto s = node_state_from_string(state);
-    if (!firstboot::valid_mac(mac) || !s) {
+    if (!roles::valid_mac(mac) || !s) {
         return false;
     }
     const std::lock_guard lock(mutex_);
-    auto& n = entry(firstboot::normalize_mac(mac));
+    auto& n = entry(roles::normalize_mac(mac));
     n.state = *s;
     n.detail = detail.empty() ? "reported " + state : detail;
     return true;

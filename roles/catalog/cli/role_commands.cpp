@@ -3,6 +3,7 @@
 #include <stormnode/common/strings.hpp>
 #include <stormnode/catalog/catalog.hpp>
 #include <stormnode/catalog/cli.hpp>
+#include <stormnode/common/error.hpp>
 #include <stormnode/node_client/node_client.hpp>
 
 #include <CLI/CLI.hpp>
@@ -227,7 +228,17 @@ int validate(const RoleOptions& options) {
     validate_catalog(catalog, diags);
     if (!options.validate_roles.empty()) {
         Diagnostics combination("--roles " + join(options.validate_roles, ","));
-        validate_combination(catalog, options.validate_roles, combination);
+        std::vector<RoleSpec> specs;
+        for (const auto& text : options.validate_roles) {
+            try {
+                specs.push_back(parse_role_spec(text));
+            } catch (const Error& e) {
+                combination.error_in_file(e.what());
+            }
+        }
+        if (combination.ok()) {
+            validate_role_specs(catalog, specs, combination);
+        }
         diags.append(combination);
     }
     if (!diags.ok()) {
@@ -286,7 +297,8 @@ void add_role_commands(CLI::App& app, int& exit_code) {
         ->delimiter(',');
     check->callback([options, &exit_code] { exit_code = validate(*options); });
 
-    add_node_commands(*role, exit_code);  // status, set, restart over D-Bus: roles/node_client/cli/node_commands.cpp
+    // status, set, restart over D-Bus: roles/node_client/cli/node_commands.cpp
+    add_node_commands(*role, exit_code);
 }
 
 }  // namespace stormnode::roles

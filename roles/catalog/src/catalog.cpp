@@ -135,14 +135,6 @@ bool has_unit_suffix(const std::string& unit) {
     });
 }
 
-std::pair<std::string, std::string> split_role_spec(const std::string& spec) {
-    const auto colon = spec.find(':');
-    if (colon == std::string::npos) {
-        return {spec, {}};
-    }
-    return {spec.substr(0, colon), spec.substr(colon + 1)};
-}
-
 std::string join(const std::vector<std::string>& items, const std::string& separator) {
     std::string text;
     for (const auto& item : items) {

@@ -4,7 +4,6 @@
 #include "stormnode/catalog/catalog.hpp"
 
 #include <string>
-#include <utility>
 #include <vector>
 
 namespace stormnode::roles::detail {
@@ -12,9 +11,6 @@ namespace stormnode::roles::detail {
 // True when the name ends in one of the systemd unit suffixes a role may name.
 bool has_unit_suffix(const std::string& unit);
 const std::vector<std::string>& unit_suffixes();
-
-// "db:galera" -> {"db", "galera"}; "db" -> {"db", ""}.
-std::pair<std::string, std::string> split_role_spec(const std::string& spec);
 
 // "a, b, c"
 std::string join(const std::vector<std::string>& items, const std::string& separator = ", ");

@@ -119,15 +119,14 @@ ResolvedRole resolve(const Catalog& catalog, const std::string& role, const std:
     return {role, chosen, std::move(folder).finish()};
 }
 
-ResolvedRole resolve_combination(const Catalog& catalog, const std::vector<std::string>& roles) {
+ResolvedRole resolve_combination(const Catalog& catalog, const std::vector<RoleSpec>& roles) {
     struct Member {
         const Role* role;
         std::string variant;
     };
     std::vector<Member> pending;
     for (const auto& spec : roles) {
-        const auto [name, variant] = detail::split_role_spec(spec);
-        const auto [role, chosen] = lookup(catalog, name, variant);
+        const auto [role, chosen] = lookup(catalog, spec.name, spec.variant);
         if (std::none_of(pending.begin(), pending.end(), [&](const Member& m) { return m.role == role; })) {
             pending.push_back({role, chosen});
         }
@@ -157,7 +156,7 @@ ResolvedRole resolve_combination(const Catalog& catalog, const std::vector<std::
     for (const auto& member : ordered) {
         names.push_back(member.role->name);
         if (!member.variant.empty()) {
-            variants.push_back(member.role->name + ":" + member.variant);
+            variants.push_back(to_string(RoleSpec{member.role->name, member.variant}));
         }
         for (const auto& layer : detail::layers_of(catalog, *member.role, member.variant)) {
             folder.fold(*layer.body);  // the common layer folds in once: its units and tiers are placed

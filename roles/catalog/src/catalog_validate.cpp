@@ -1,6 +1,7 @@
-// Semantic checks of a loaded catalog, and of a set of roles sharing one node.
+// Semantic checks of a loaded catalog, and of a node's roles against it.
 #include "catalog_internal.hpp"
 #include "stormnode/catalog/catalog.hpp"
+#include "stormnode/catalog/role_spec.hpp"
 
 #include <deque>
 #include <map>
@@ -429,45 +430,78 @@ void validate_catalog(const Catalog& catalog, Diagnostics& diags) {
     }
 }
 
-void validate_combination(const Catalog& catalog, const std::vector<std::string>& roles, Diagnostics& diags) {
-    Collector out(diags);
+void validate_role_specs(
+    const Catalog& catalog,
+    const std::vector<RoleSpec>& specs,
+    Diagnostics& diags,
+    const RoleListPlaces* places) {
+    // An entry's problem: where the entry (or its variant) was written, else about the file as a whole.
+    const auto entry_error =
+        [&](const std::vector<Diagnostic>* at, std::size_t i, const std::string& message) {
+            if (places != nullptr && at != nullptr && i < at->size()) {
+                diags.error_at((*at)[i], message);
+            } else if (places != nullptr && i < places->names.size()) {
+                diags.error_at(places->names[i], message);
+            } else {
+                diags.error_in_file(message);
+            }
+        };
+    const auto* names_at = places != nullptr ? &places->names : nullptr;
+    const auto* variants_at = places != nullptr ? &places->variants : nullptr;
     std::vector<Member> members;
     std::set<std::string> seen;
     bool usable = true;
-    for (const auto& spec : roles) {
-        const auto [name, variant] = detail::split_role_spec(spec);
-        const Role* role = catalog.find(name);
+    for (std::size_t i = 0; i < specs.size(); ++i) {
+        const RoleSpec& spec = specs[i];
+        if (!seen.insert(spec.name).second) {
+            entry_error(names_at, i, "role '" + spec.name + "' is listed twice");
+            usable = false;
+            continue;
+        }
+        const Role* role = catalog.find(spec.name);
         if (role == nullptr || !role->placeable()) {
-            if (role == nullptr) {
-                diags.error_in_file("unknown role '" + name + "'");
-            } else {
-                diags.error_in_file(
-                    "'" + name + "' is a " + std::string(kind_name(role->kind)) + ", not a role");
-            }
+            const std::string what =
+                role == nullptr
+                    ? "unknown role '" + spec.name + "'"
+                    : "'" + spec.name + "' is a " + std::string(kind_name(role->kind)) + ", not a role";
+            entry_error(names_at, i, what + " (roles: " + join(catalog.placeable_names()) + ")");
             usable = false;
             continue;
         }
-        if (!variant.empty() && !role->variants.contains(variant)) {
-            diags.error_in_file(no_such_variant(name, variant));
+        if (!spec.variant.empty() && !role->variants.contains(spec.variant)) {
+            const auto known = role->variant_names();
+            entry_error(
+                variants_at,
+                i,
+                no_such_variant(spec.name, spec.variant) +
+                    (known.empty() ? std::string(" (it has none)") : " (variants: " + join(known) + ")"));
             usable = false;
             continue;
         }
-        if (!seen.insert(name).second) {
-            diags.error_in_file("role '" + name + "' is listed twice");
-            usable = false;
-            continue;
-        }
-        members.push_back(member_of(catalog, *role, variant));
+        members.push_back(member_of(catalog, *role, spec.variant));
     }
-    if (!usable) {
+    if (!usable || members.size() < 2) {
         return;
     }
+    // The combination: found in the catalog's files, reported there, or at the list naming them.
+    Diagnostics combination(diags.file());
+    Collector out(places == nullptr ? diags : combination);
     for (std::size_t i = 0; i < members.size(); ++i) {
         for (std::size_t j = 0; j < members.size(); ++j) {
             if (i != j) {
                 check_pair(members[i], members[j], i < j, out);
             }
         }
+    }
+    if (places == nullptr) {
+        return;
+    }
+    for (const auto& d : combination.items()) {
+        std::string message = places->combination_context + d.message;
+        if (d.line > 0 && d.file != diags.file()) {
+            message += " (" + d.file + ":" + std::to_string(d.line) + ":" + std::to_string(d.column) + ")";
+        }
+        diags.error_at(places->list, message);
     }
 }
 

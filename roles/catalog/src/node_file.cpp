@@ -10,8 +10,9 @@
 #include <cctype>
 #include <charconv>
 #include <cstdint>
+#include <utility>
 
-namespace stormnode::firstboot {
+namespace stormnode::roles {
 namespace {
 
 // The key node of `key` in map, for diagnostics about the key itself.
@@ -27,14 +28,6 @@ std::optional<YAML::Node> key_of(const YAML::Node& map, const std::string& key) 
 YAML::Node value_of(const YAML::Node& map, const char* key) {
     const YAML::Node& const_map = map;
     return const_map[key];  // const access: never inserts
-}
-
-std::string joined(const std::vector<std::string>& items) {
-    std::string text;
-    for (const auto& item : items) {
-        text += text.empty() ? item : ", " + item;
-    }
-    return text;
 }
 
 bool valid_interface_name(std::string_view name) {
@@ -72,106 +65,77 @@ std::optional<IpBytes> parse_ip(std::string_view text) {
     return std::nullopt;
 }
 
-// Roles, each at its own position, then the variants and the combination.
-void parse_roles(const YAML::Node& map, const roles::Catalog* catalog, NodeFile& node, Diagnostics& diags) {
+// `roles` and `variants` make the node's role specs, each checked where it was written: the list's
+// structure here, the roles themselves against the catalog (validate_role_specs).
+void parse_roles(const YAML::Node& map, const Catalog* catalog, NodeFile& node, Diagnostics& diags) {
+    Diagnostics local(diags.file());
+    RoleListPlaces places;
     const YAML::Node list = value_of(map, "roles");
-    std::vector<YAML::Node> marks;
     if (list) {
+        places.list = local.position(list);
         if (!list.IsSequence()) {
-            diags.error(list, "'roles' must be a list of role names, like [compute]");
+            local.error(list, "'roles' must be a list of role names, like [compute]");
         } else {
             for (const auto& item : list) {
                 if (!item.IsScalar() || item.Scalar().empty()) {
-                    diags.error(item, "items of 'roles' must be role names");
+                    local.error(item, "items of 'roles' must be role names");
                     continue;
                 }
-                node.roles.push_back(item.Scalar());
-                marks.push_back(item);
+                if (item.Scalar().find(':') != std::string::npos) {
+                    local.error(
+                        item,
+                        "items of 'roles' are role names: give the variant of '" + item.Scalar() +
+                            "' under 'variants' ({role: variant})");
+                    continue;
+                }
+                node.roles.push_back({item.Scalar(), {}});
+                places.names.push_back(local.position(item));
             }
         }
     }
+    places.variants = places.names;
     const YAML::Node variants = value_of(map, "variants");
-    std::vector<YAML::Node> variant_marks;
-    if (variants && yaml::expect_map(variants, "'variants' (role: variant)", diags)) {
+    if (variants && yaml::expect_map(variants, "'variants' (role: variant)", local)) {
         for (const auto& kv : variants) {
+            const auto& name = kv.first.Scalar();
             if (!kv.second.IsScalar()) {
-                diags.error(kv.second, "the variant of role '" + kv.first.Scalar() + "' must be a name");
+                local.error(kv.second, "the variant of role '" + name + "' must be a name");
                 continue;
             }
-            node.variants[kv.first.Scalar()] = kv.second.Scalar();
-            variant_marks.push_back(kv.first);
+            const auto entry = std::find_if(node.roles.begin(), node.roles.end(), [&](const RoleSpec& spec) {
+                return spec.name == name;
+            });
+            if (entry == node.roles.end()) {
+                local.error(kv.first, "variant given for role '" + name + "', which is not in 'roles'");
+                continue;
+            }
+            entry->variant = kv.second.Scalar();
+            places.variants[static_cast<std::size_t>(entry - node.roles.begin())] = local.position(kv.second);
         }
     }
 
-    bool names_ok = true;
-    std::set<std::string> seen;
-    for (std::size_t i = 0; i < node.roles.size(); ++i) {
-        const auto& name = node.roles[i];
-        if (!seen.insert(name).second) {
-            diags.error(marks[i], "role '" + name + "' is listed twice");
-            names_ok = false;
-            continue;
-        }
-        if (catalog == nullptr) {
-            continue;
-        }
-        const roles::Role* role = catalog->find(name);
-        if (role == nullptr || !role->placeable()) {
-            diags.error(
-                marks[i], "unknown role '" + name + "' (roles: " + joined(catalog->placeable_names()) + ")");
-            names_ok = false;
-        }
-    }
-    for (const auto& key : variant_marks) {
-        const auto& name = key.Scalar();
-        if (!seen.contains(name)) {
-            diags.error(key, "variant given for role '" + name + "', which is not in 'roles'");
-            names_ok = false;
-            continue;
-        }
-        const roles::Role* role = catalog != nullptr ? catalog->find(name) : nullptr;
-        if (role == nullptr) {
-            continue;
-        }
-        const auto& variant = node.variants.at(name);
-        if (!role->variants.contains(variant)) {
-            std::vector<std::string> known;
-            for (const auto& [v, body] : role->variants) {
-                known.push_back(v);
+    if (catalog != nullptr) {
+        validate_role_specs(*catalog, node.roles, local, &places);
+    } else {
+        // Without a catalog only what the file itself says: each role once.
+        std::set<std::string> seen;
+        for (std::size_t i = 0; i < node.roles.size(); ++i) {
+            if (!seen.insert(node.roles[i].name).second) {
+                local.error_at(places.names[i], "role '" + node.roles[i].name + "' is listed twice");
             }
-            diags.error(
-                value_of(variants, name.c_str()),
-                "role '" + name + "' has no variant '" + variant + "'" +
-                    (known.empty() ? std::string(" (it has none)") : " (variants: " + joined(known) + ")"));
-            names_ok = false;
         }
     }
-    if (catalog == nullptr || !names_ok || node.roles.size() < 2) {
-        return;
-    }
-    // Conflicts are found by the catalog, pointing into its files; report them here, at `roles`,
-    // naming the catalog line that forbids the pair.
-    Diagnostics combination(diags.file());
-    roles::validate_combination(*catalog, node.role_specs(), combination);
-    for (const auto& d : combination.items()) {
-        std::string message = d.message;
-        if (d.line > 0 && d.file != diags.file()) {
-            message += " (" + d.file + ":" + std::to_string(d.line) + ":" + std::to_string(d.column) + ")";
-        }
-        diags.error(list, message);
+    // In the order they were written: the list's problems before the variants'.
+    auto items = local.items();
+    std::stable_sort(items.begin(), items.end(), [](const Diagnostic& a, const Diagnostic& b) {
+        return std::pair{a.line, a.column} < std::pair{b.line, b.column};
+    });
+    for (auto& item : items) {
+        diags.error_at(item, std::move(item.message));
     }
 }
 
 }  // namespace
-
-std::vector<std::string> NodeFile::role_specs() const {
-    std::vector<std::string> specs;
-    for (const auto& role : roles) {
-        const auto it = variants.find(role);
-        specs.push_back(it == variants.end() ? role : role + ":" + it->second);
-    }
-    return specs;
-}
 
 const std::set<std::string>& node_field_keys() {
     static const std::set<std::string> keys{
@@ -350,7 +314,7 @@ std::optional<Network> parse_network(const YAML::Node& node, Diagnostics& diags)
     return net;
 }
 
-NodeFile parse_node_fields(const YAML::Node& map, const roles::Catalog* catalog, Diagnostics& diags) {
+NodeFile parse_node_fields(const YAML::Node& map, const Catalog* catalog, Diagnostics& diags) {
     NodeFile node;
     parse_roles(map, catalog, node, diags);
     if (const auto hostname = yaml::optional_string(map, "hostname", diags)) {
@@ -389,20 +353,16 @@ NodeFile parse_node_fields(const YAML::Node& map, const roles::Catalog* catalog,
     return node;
 }
 
-std::optional<NodeFile> parse_node_file(
-    const std::string& text,
-    const std::string& file_name,
-    const roles::Catalog* catalog,
-    Diagnostics& diags) {
-    Diagnostics local(file_name);
-    auto doc = load_yaml_string(text, local);
+std::optional<NodeFile> parse_node_document(
+    const YAML::Node& doc, const Catalog* catalog, Diagnostics& diags) {
+    Diagnostics local(diags.file());
     std::optional<NodeFile> node;
-    if (doc && yaml::expect_map(*doc, "node.yaml", local)) {
-        yaml::reject_unknown_keys(*doc, node_field_keys(), local);
-        if (!value_of(*doc, "roles")) {
-            local.error(*doc, "missing required key 'roles' (an empty list is fine: [])");
+    if (yaml::expect_map(doc, "node.yaml", local)) {
+        yaml::reject_unknown_keys(doc, node_field_keys(), local);
+        if (!value_of(doc, "roles")) {
+            local.error(doc, "missing required key 'roles' (an empty list is fine: [])");
         }
-        node = parse_node_fields(*doc, catalog, local);
+        node = parse_node_fields(doc, catalog, local);
     }
     diags.append(local);
     if (!local.ok()) {
@@ -411,8 +371,17 @@ std::optional<NodeFile> parse_node_file(
     return node;
 }
 
+std::optional<NodeFile> parse_node_file(
+    const std::string& text, const std::string& file_name, const Catalog* catalog, Diagnostics& diags) {
+    Diagnostics local(file_name);
+    const auto doc = load_yaml_string(text, local);
+    auto node = doc ? parse_node_document(*doc, catalog, local) : std::nullopt;
+    diags.append(local);
+    return node;
+}
+
 std::optional<NodeFile> read_node_file(
-    const std::filesystem::path& path, const roles::Catalog* catalog, Diagnostics& diags) {
+    const std::filesystem::path& path, const Catalog* catalog, Diagnostics& diags) {
     auto text = read_text_file(path, diags);
     if (!text) {
         return std::nullopt;
@@ -420,12 +389,18 @@ std::optional<NodeFile> read_node_file(
     return parse_node_file(*text, path.string(), catalog, diags);
 }
 
-std::string render_node_file(const NodeFile& node) {
-    YAML::Emitter out;
-    out << YAML::BeginMap;
-    out << YAML::Key << "roles" << YAML::Value << YAML::Flow << node.roles;
-    if (!node.variants.empty()) {
-        out << YAML::Key << "variants" << YAML::Value << YAML::Flow << node.variants;
+void emit_node_fields(YAML::Emitter& out, const NodeFile& node) {
+    std::vector<std::string> names;
+    std::map<std::string, std::string> variants;
+    for (const auto& spec : node.roles) {
+        names.push_back(spec.name);
+        if (!spec.variant.empty()) {
+            variants[spec.name] = spec.variant;
+        }
+    }
+    out << YAML::Key << "roles" << YAML::Value << YAML::Flow << names;
+    if (!variants.empty()) {
+        out << YAML::Key << "variants" << YAML::Value << YAML::Flow << variants;
     }
     if (!node.hostname.empty()) {
         out << YAML::Key << "hostname" << YAML::Value << node.hostname;
@@ -460,6 +435,12 @@ std::string render_node_file(const NodeFile& node) {
     if (!node.variables.empty()) {
         out << YAML::Key << "variables" << YAML::Value << node.variables;
     }
+}
+
+std::string render_node_file(const NodeFile& node) {
+    YAML::Emitter out;
+    out << YAML::BeginMap;
+    emit_node_fields(out, node);
     out << YAML::EndMap;
     return "# This node's roles and settings (storm-firstboot, storm-roled). Written by the installer or\n"
            "# storm-firstboot; edit with care.\n" +
@@ -471,4 +452,4 @@ void write_node_file(const std::filesystem::path& path, const NodeFile& node) {
     write_file_atomic(path, render_node_file(node), 0644);
 }
 
-}  // namespace stormnode::firstboot
+}  // namespace stormnode::roles

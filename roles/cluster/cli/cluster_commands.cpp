@@ -1,8 +1,8 @@
 // `stormctl cluster ...`: cluster.yaml made and checked by an operator. The library checks; this file prints.
-#include <stormnode/common/error.hpp>
 #include <stormnode/catalog/catalog.hpp>
 #include <stormnode/cluster/cli.hpp>
 #include <stormnode/cluster/cluster.hpp>
+#include <stormnode/common/error.hpp>
 
 #include <CLI/CLI.hpp>
 
@@ -48,7 +48,15 @@ ClusterMember parse_member_option(const std::string& text) {
             Errc::invalid_input,
             "--member '" + text + "': expected HOSTNAME,ADDRESS,ZONE,ROLE[+ROLE...] (ZONE may be empty)");
     }
-    return ClusterMember{fields[0], fields[1], fields[2], split(fields[3], '+')};
+    std::vector<RoleSpec> roles;
+    for (const auto& role : split(fields[3], '+')) {
+        try {
+            roles.push_back(parse_role_spec(role));
+        } catch (const Error& e) {
+            throw Error(Errc::invalid_input, "--member '" + text + "': " + e.what());
+        }
+    }
+    return ClusterMember{fields[0], fields[1], fields[2], std::move(roles)};
 }
 
 Vip parse_vip_option(const std::string& text) {

@@ -18,10 +18,6 @@
 namespace stormnode::roles {
 namespace {
 
-std::string base_name(const std::string& role) {  // "db:galera" -> "db"
-    return role.substr(0, role.find(':'));
-}
-
 YAML::Node value_of(const YAML::Node& map, const char* key) {
     const YAML::Node& const_map = map;
     return const_map[key];  // const access: never inserts
@@ -52,47 +48,14 @@ struct MemberMarks {
     Diagnostic entry;
     Diagnostic zone;
     Diagnostic roles;
+    std::vector<Diagnostic> role_items;  // by entry of ClusterMember::roles
 };
 
 void check_roles(
-    const YAML::Node& entry, const ClusterMember& member, const Catalog& catalog, Diagnostics& diags) {
-    const YAML::Node list = value_of(entry, "roles");
-    bool names_ok = true;
-    std::size_t index = 0;
-    for (const auto& spec : member.roles) {
-        const YAML::Node at = list && list.IsSequence() && index < list.size() ? list[index] : entry;
-        ++index;
-        const auto name = base_name(spec);
-        const Role* role = catalog.find(name);
-        if (role == nullptr || !role->placeable()) {
-            diags.error(at, "unknown role '" + name + "' (roles: " + joined(catalog.placeable_names()) + ")");
-            names_ok = false;
-            continue;
-        }
-        if (const auto colon = spec.find(':'); colon != std::string::npos) {
-            const auto variant = spec.substr(colon + 1);
-            if (!role->variants.contains(variant)) {
-                diags.error(
-                    at,
-                    "role '" + name + "' has no variant '" + variant + "'" +
-                        (role->variants.empty() ? std::string(" (it has none)")
-                                                : " (variants: " + joined(role->variant_names()) + ")"));
-                names_ok = false;
-            }
-        }
-    }
-    if (!names_ok || member.roles.size() < 2) {
-        return;
-    }
-    Diagnostics combination(diags.file());
-    validate_combination(catalog, member.roles, combination);
-    for (const auto& d : combination.items()) {
-        std::string message = "member '" + member.hostname + "': " + d.message;
-        if (d.line > 0 && d.file != diags.file()) {
-            message += " (" + d.file + ":" + std::to_string(d.line) + ":" + std::to_string(d.column) + ")";
-        }
-        diags.error(list ? list : entry, message);
-    }
+    const ClusterMember& member, const MemberMarks& marks, const Catalog& catalog, Diagnostics& diags) {
+    const RoleListPlaces places{
+        marks.roles, marks.role_items, marks.role_items, "member '" + member.hostname + "': "};
+    validate_role_specs(catalog, member.roles, diags, &places);
 }
 
 // Counts per role, quorum members for the roles that need them, and the spread over zones.
@@ -184,12 +147,11 @@ ClusterMember parse_member(const YAML::Node& entry, Diagnostics& diags, MemberMa
     yaml::reject_unknown_keys(entry, {"hostname", "address", "zone", "roles"}, diags);
     member.hostname = yaml::require_string(entry, "hostname", diags).value_or("");
     if (const YAML::Node v = value_of(entry, "hostname");
-        v && v.IsScalar() && !firstboot::valid_hostname(member.hostname)) {
+        v && v.IsScalar() && !valid_hostname(member.hostname)) {
         diags.error(v, "'hostname' must be an RFC 1123 host name, not '" + member.hostname + "'");
     }
     member.address = yaml::require_string(entry, "address", diags).value_or("");
-    if (const YAML::Node v = value_of(entry, "address");
-        v && v.IsScalar() && !firstboot::valid_ip(member.address)) {
+    if (const YAML::Node v = value_of(entry, "address"); v && v.IsScalar() && !valid_ip(member.address)) {
         diags.error(v, "'address' must be an IP address (no prefix length), not '" + member.address + "'");
     }
     member.zone = yaml::optional_string(entry, "zone", diags).value_or("");
@@ -201,7 +163,22 @@ ClusterMember parse_member(const YAML::Node& entry, Diagnostics& diags, MemberMa
     }
     if (const YAML::Node v = value_of(entry, "roles")) {
         marks.roles = diags.position(v);
-        member.roles = yaml::string_list(entry, "roles", diags);
+        if (!v.IsSequence()) {
+            diags.error(v, "'roles' must be a list");
+        } else {
+            for (const auto& item : v) {  // "db" or "db:galera"
+                if (!item.IsScalar()) {
+                    diags.error(item, "items of 'roles' must be strings");
+                    continue;
+                }
+                try {
+                    member.roles.push_back(parse_role_spec(item.Scalar()));
+                    marks.role_items.push_back(diags.position(item));
+                } catch (const Error& e) {
+                    diags.error(item, e.what());
+                }
+            }
+        }
         if (v.IsSequence() && v.size() == 0) {
             diags.error(
                 v, "member '" + member.hostname + "' has no roles: a member takes part through its roles");
@@ -220,8 +197,7 @@ Vip parse_vip(const YAML::Node& entry, Diagnostics& diags) {
         diags.error(v, "VIP 'name' must be letters, digits, '-' or '_', not '" + vip.name + "'");
     }
     vip.address = yaml::require_string(entry, "address", diags).value_or("");
-    if (const YAML::Node v = value_of(entry, "address");
-        v && v.IsScalar() && !firstboot::valid_ip(vip.address)) {
+    if (const YAML::Node v = value_of(entry, "address"); v && v.IsScalar() && !valid_ip(vip.address)) {
         diags.error(v, "VIP 'address' must be an IP address (no prefix length), not '" + vip.address + "'");
     }
     vip.vrrp_router_id =
@@ -239,8 +215,7 @@ std::string random_secret(std::size_t size = 32) {
 }  // namespace
 
 bool ClusterMember::carries(const std::string& role) const {
-    return std::any_of(
-        roles.begin(), roles.end(), [&](const std::string& r) { return base_name(r) == role; });
+    return find_role(roles, role) != nullptr;
 }
 
 const ClusterMember* Cluster::find(const std::string& hostname) const {
@@ -296,7 +271,7 @@ std::vector<MemberMarks> parse_members(
             }
         }
         if (catalog != nullptr) {
-            check_roles(entry, member, *catalog, diags);
+            check_roles(member, mark, *catalog, diags);
         }
         cluster.members.push_back(std::move(member));
         marks.push_back(mark);
@@ -409,10 +384,8 @@ std::vector<std::string> needed_secrets(const Cluster& cluster, const Catalog& c
     std::set<std::string> names;
     for (const auto& member : cluster.members) {
         for (const auto& spec : member.roles) {
-            if (const Role* role = catalog.find(base_name(spec))) {
-                const auto colon = spec.find(':');
-                const auto secrets =
-                    role->shared_secrets(colon == std::string::npos ? "" : spec.substr(colon + 1));
+            if (const Role* role = catalog.find(spec.name)) {
+                const auto secrets = role->shared_secrets(spec.variant);
                 names.insert(secrets.begin(), secrets.end());
             }
         }
@@ -493,8 +466,8 @@ YAML::Node galera_backends(const Cluster& cluster) {
     YAML::Node backends(YAML::NodeType::Sequence);
     for (const auto& member : cluster.members) {
         const bool galera_member =
-            std::any_of(member.roles.begin(), member.roles.end(), [](const std::string& r) {
-                return r == "db" || r == "db:galera";
+            std::any_of(member.roles.begin(), member.roles.end(), [](const RoleSpec& r) {
+                return r.name == "db" && (r.variant.empty() || r.variant == "galera");
             });
         if (galera_member) {
             YAML::Node backend(YAML::NodeType::Map);
@@ -525,7 +498,7 @@ YAML::Node cluster_template_data(const Cluster& cluster) {
         entry["nodeid"] = std::to_string(++position);  // corosync's nodeid: 1-based, stable with the file
         all.push_back(entry);
         for (const auto& spec : member.roles) {
-            by_role[base_name(spec)].push_back(entry);
+            by_role[spec.name].push_back(entry);
         }
     }
     data["all_members"] = all;
@@ -597,7 +570,7 @@ std::string render_cluster_file(const Cluster& cluster) {
         if (!member.zone.empty()) {
             out << YAML::Key << "zone" << YAML::Value << member.zone;
         }
-        out << YAML::Key << "roles" << YAML::Value << YAML::Flow << member.roles;
+        out << YAML::Key << "roles" << YAML::Value << YAML::Flow << to_strings(member.roles);
         out << YAML::EndMap;
     }
     out << YAML::EndSeq;

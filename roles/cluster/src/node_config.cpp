@@ -1,10 +1,10 @@
 #include "stormnode/cluster/node_config.hpp"
 
+#include <stormnode/catalog/node_file.hpp>
+#include <stormnode/cluster/cluster.hpp>
 #include <stormnode/common/error.hpp>
 #include <stormnode/common/temp_dir.hpp>
 #include <stormnode/common/yaml_diagnostics.hpp>
-#include <stormnode/cluster/cluster.hpp>
-#include <stormnode/catalog/node_file.hpp>
 
 #include <kainjow/mustache.hpp>
 
@@ -45,26 +45,30 @@ unsigned parse_mode(const ConfigFile& file) {
         }
     } catch (const std::exception&) {
     }
-    throw Error(Errc::invalid_input, "config file '" + file.path + "': mode '" + file.mode + "' is not octal");
+    throw Error(
+        Errc::invalid_input, "config file '" + file.path + "': mode '" + file.mode + "' is not octal");
 }
 
 }  // namespace
 
 NodeConfig load_node_config(
-    const std::filesystem::path& node_yaml, const std::filesystem::path& cluster_yaml, const Catalog* catalog) {
+    const std::filesystem::path& node_yaml,
+    const std::filesystem::path& cluster_yaml,
+    const Catalog* catalog) {
+    // One read: the fields and the document templates see come from the same text.
     Diagnostics diags(node_yaml.string());
-    const auto node = firstboot::read_node_file(node_yaml, catalog, diags);
+    const auto text = read_text_file(node_yaml, diags);
+    const auto document = text ? load_yaml_string(*text, diags) : std::nullopt;
+    const auto node = document ? parse_node_document(*document, catalog, diags) : std::nullopt;
     throw_if_errors(diags, node_yaml.string());
     NodeConfig config;
     if (node) {
         config.roles = node->roles;
-        config.role_specs = node->role_specs();
         config.hostname = node->hostname;
         config.zone = node->zone;
         config.features.insert(node->features.begin(), node->features.end());
         config.variables = node->variables;
-        // Templates see node.yaml as written; it parsed above, so this cannot fail.
-        config.document = YAML::LoadFile(node_yaml.string());
+        config.document = *document;
     }
 
     std::error_code ec;
@@ -77,26 +81,28 @@ NodeConfig load_node_config(
 }
 
 std::string render_template(
-    const std::string& text, const std::string& template_name, const NodeConfig& node,
-    const std::vector<std::string>& roles) {
+    const std::string& text,
+    const std::string& template_name,
+    const NodeConfig& node,
+    const std::vector<RoleSpec>& roles) {
     mustache::mustache tmpl{text};
     if (!tmpl.is_valid()) {
         throw Error(Errc::invalid_input, "template '" + template_name + "': " + tmpl.error_message());
     }
     tmpl.set_custom_escape([](const std::string& s) { return s; });  // config files, not HTML
 
-    mustache::data data = node.document && node.document.IsMap() ? to_data(node.document)
-                                                                 : mustache::data{mustache::data::type::object};
+    mustache::data data = node.document && node.document.IsMap()
+                              ? to_data(node.document)
+                              : mustache::data{mustache::data::type::object};
     data.set("hostname", node.hostname);
     data.set("zone", node.zone);
     mustache::data role_list{mustache::data::type::list};
     mustache::data has_role{mustache::data::type::object};
     for (const auto& role : roles) {
-        role_list.push_back(mustache::data{role});
-        has_role.set(role, mustache::data::type::bool_true);
-        if (const auto colon = role.find(':'); colon != std::string::npos) {
-            has_role.set(role.substr(0, colon), mustache::data::type::bool_true);
-        }
+        const std::string written = to_string(role);
+        role_list.push_back(mustache::data{written});
+        has_role.set(written, mustache::data::type::bool_true);
+        has_role.set(role.name, mustache::data::type::bool_true);
     }
     data.set("roles", role_list);
     data.set("has_role", has_role);
@@ -105,8 +111,10 @@ std::string render_template(
         variables.set(key, value);
     }
     data.set("variables", variables);
-    data.set("cluster", node.cluster && node.cluster.IsMap() ? to_data(node.cluster)
-                                                             : mustache::data{mustache::data::type::object});
+    data.set(
+        "cluster",
+        node.cluster && node.cluster.IsMap() ? to_data(node.cluster)
+                                             : mustache::data{mustache::data::type::object});
     std::string rendered = tmpl.render(data);
     if (!tmpl.is_valid()) {
         throw Error(Errc::invalid_input, "template '" + template_name + "': " + tmpl.error_message());
@@ -115,8 +123,11 @@ std::string render_template(
 }
 
 void render_config(
-    const std::vector<ConfigFile>& files, const NodeConfig& node, const std::vector<std::string>& roles,
-    const std::filesystem::path& templates_dir, const std::filesystem::path& root) {
+    const std::vector<ConfigFile>& files,
+    const NodeConfig& node,
+    const std::vector<RoleSpec>& roles,
+    const std::filesystem::path& templates_dir,
+    const std::filesystem::path& root) {
     struct Output {
         std::filesystem::path path;
         std::string content;
@@ -135,7 +146,8 @@ void render_config(
             std::throw_with_nested(Error(Errc::not_found, "template for '" + file.path + "'"));
         }
         const auto relative = std::filesystem::path(file.path).relative_path();
-        outputs.push_back({root / relative, render_template(text, file.template_name, node, roles), parse_mode(file)});
+        outputs.push_back(
+            {root / relative, render_template(text, file.template_name, node, roles), parse_mode(file)});
     }
     for (const auto& out : outputs) {
         std::filesystem::create_directories(out.path.parent_path());
@@ -148,7 +160,8 @@ std::vector<std::filesystem::path> sysctl_files(
     std::vector<std::filesystem::path> out;
     for (const auto& file : files) {
         const std::filesystem::path path(file.path);
-        if (!file.template_name.empty() && path.parent_path() == "/etc/sysctl.d" && path.extension() == ".conf") {
+        if (!file.template_name.empty() && path.parent_path() == "/etc/sysctl.d" &&
+            path.extension() == ".conf") {
             out.push_back(root / path.relative_path());
         }
     }

@@ -8,17 +8,12 @@
 namespace stormnode::roles {
 namespace {
 
-std::string base_name(const std::string& role) {  // "db:galera" -> "db"
-    return role.substr(0, role.find(':'));
-}
-
-bool carries(const std::vector<std::string>& roles, const std::string& role) {
-    return std::any_of(
-        roles.begin(), roles.end(), [&](const std::string& r) { return base_name(r) == role; });
+bool carries(const std::vector<RoleSpec>& roles, const std::string& role) {
+    return find_role(roles, role) != nullptr;
 }
 
 // A member's vote for a role's quorum: it carries the role, or (for db) it is the quorum device.
-bool votes_for(const std::vector<std::string>& roles, const std::string& role) {
+bool votes_for(const std::vector<RoleSpec>& roles, const std::string& role) {
     return carries(roles, role) || (role == "db" && carries(roles, "quorum"));
 }
 
@@ -32,9 +27,8 @@ std::string listed(const std::vector<std::string>& names) {
 }
 
 // What a db member of this variant uses of a quorum node: garbd (Galera, the default variant) or qnetd.
-std::string quorum_engine(const std::string& db_role) {
-    const auto colon = db_role.find(':');
-    const std::string variant = colon == std::string::npos ? "" : db_role.substr(colon + 1);
+std::string quorum_engine(const RoleSpec& db_role) {
+    const std::string& variant = db_role.variant;
     if (variant == "active-passive") {
         return "corosync-qnetd";
     }
@@ -44,21 +38,20 @@ std::string quorum_engine(const std::string& db_role) {
 // The other members whose db cluster votes with this node's quorum role, named with their db role as
 // written: "db1 and db2 (db/galera) depend on this node's quorum role (garbd)". Empty when none does.
 std::string quorum_dependents(const Cluster& cluster, const std::string& hostname) {
-    std::map<std::string, std::vector<std::string>> by_role;  // "db:galera" -> hostnames
+    std::map<RoleSpec, std::vector<std::string>> by_role;  // db:galera -> hostnames
     for (const auto& member : cluster.members) {
         if (member.hostname == hostname) {
             continue;
         }
         for (const auto& role : member.roles) {
-            if (base_name(role) == "db") {
+            if (role.name == "db") {
                 by_role[role].push_back(member.hostname);
             }
         }
     }
     std::string text;
     for (const auto& [role, hostnames] : by_role) {
-        std::string shown = role;
-        std::replace(shown.begin(), shown.end(), ':', '/');
+        const std::string shown = role.variant.empty() ? role.name : role.name + "/" + role.variant;
         text += (text.empty() ? "" : "; ") + listed(hostnames) + " (" + shown + ") " +
                 (hostnames.size() == 1 ? "depends" : "depend") + " on this node's quorum role (" +
                 quorum_engine(role) + ")";
@@ -81,8 +74,8 @@ std::optional<std::string> quorum_refusal(
     const std::set<std::string>& quorum_roles,
     const Cluster* cluster,
     const std::string& hostname,
-    const std::vector<std::string>& old_roles,
-    const std::vector<std::string>& new_roles) {
+    const std::vector<RoleSpec>& old_roles,
+    const std::vector<RoleSpec>& new_roles) {
     std::vector<std::string> leaving;
     for (const auto& role : quorum_roles) {
         if (carries(old_roles, role) && !carries(new_roles, role)) {
@@ -96,7 +89,7 @@ std::optional<std::string> quorum_refusal(
         return "leaving " + leaving.front() + ": no cluster.yaml: cannot prove the cluster keeps quorum";
     }
     // The others as cluster.yaml lists them; this node as it is now and as it would be.
-    std::vector<const std::vector<std::string>*> others;
+    std::vector<const std::vector<RoleSpec>*> others;
     for (const auto& member : cluster->members) {
         if (member.hostname != hostname) {
             others.push_back(&member.roles);
@@ -115,8 +108,8 @@ std::optional<std::string> quorum_refusal(
                 if (auto dependents = quorum_dependents(*cluster, hostname); !dependents.empty()) {
                     return "leaving quorum: " + dependents +
                            (after == 0 ? ", and no other member carries it"
-                                       : ", and the other quorum members hold " + std::to_string(after) + " of " +
-                                             std::to_string(now) + " votes") +
+                                       : ", and the other quorum members hold " + std::to_string(after) +
+                                             " of " + std::to_string(now) + " votes") +
                            " (per " + cluster->file + ")";
                 }
             }

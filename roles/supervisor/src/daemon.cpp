@@ -1,21 +1,21 @@
 #include "stormnode/supervisor/daemon.hpp"
 
+#include <stormnode/catalog/catalog.hpp>
+#include <stormnode/cluster/quorum_guard.hpp>
 #include <stormnode/common/error.hpp>
 #include <stormnode/common/log.hpp>
 #include <stormnode/common/subprocess.hpp>
 #include <stormnode/common/temp_dir.hpp>
-#include <stormnode/catalog/catalog.hpp>
 #include <stormnode/galera/start.hpp>
 #include <stormnode/node_client/message_ids.hpp>
-#include <stormnode/zabbix/start.hpp>
 #include <stormnode/pacemaker/start.hpp>
 #include <stormnode/qnetd/nssdb.hpp>
-#include <stormnode/cluster/quorum_guard.hpp>
 #include <stormnode/supervisor/transaction.hpp>
+#include <stormnode/zabbix/start.hpp>
 
 #include <signal.h>
-#include <unistd.h>
 #include <systemd/sd-daemon.h>
+#include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -128,19 +128,30 @@ void prepare_monitor(const NodeConfig& node, const std::filesystem::path& root) 
     }
 }
 
-std::string joined(const std::vector<std::string>& items) {
-    std::string text;
-    for (const auto& item : items) {
-        text += (text.empty() ? "" : ",") + item;
-    }
-    return text;
+// "db:galera,quorum", for messages and journal fields.
+std::string joined(const std::vector<RoleSpec>& roles) {
+    return to_string(roles, ",");
 }
 
 struct SavedState {
-    std::vector<std::string> roles;
-    std::vector<std::string> config_roles;
+    std::vector<RoleSpec> roles;
+    std::vector<RoleSpec> config_roles;
     std::map<std::string, std::string> invocations;
 };
+
+// The defaults that depend on other options.
+DaemonOptions completed(DaemonOptions options) {
+    if (options.cluster.empty()) {
+        options.cluster = options.config.parent_path() / "cluster.yaml";
+    }
+    if (options.catalog_dir.empty()) {
+        options.catalog_dir = default_catalog_dir();
+    }
+    if (options.templates_dir.empty()) {
+        options.templates_dir = options.catalog_dir / "templates";
+    }
+    return options;
+}
 
 // The state file is ours alone: a damaged one is ignored (node.yaml stays the source of truth).
 SavedState read_state(const std::filesystem::path& file) {
@@ -152,15 +163,17 @@ SavedState read_state(const std::filesystem::path& file) {
     try {
         const YAML::Node doc = YAML::LoadFile(file.string());
         if (doc["roles"]) {
-            saved.roles = doc["roles"].as<std::vector<std::string>>();
+            saved.roles = parse_role_specs(doc["roles"].as<std::vector<std::string>>());
         }
         if (doc["config_roles"]) {
-            saved.config_roles = doc["config_roles"].as<std::vector<std::string>>();
+            saved.config_roles = parse_role_specs(doc["config_roles"].as<std::vector<std::string>>());
         }
         if (doc["units"]) {
             saved.invocations = doc["units"].as<std::map<std::string, std::string>>();
         }
     } catch (const YAML::Exception&) {
+        return SavedState{};
+    } catch (const Error&) {
         return SavedState{};
     }
     return saved;
@@ -202,23 +215,28 @@ NodeService::Image booted_image() {
     return image;
 }
 
-Daemon::Daemon(sd_event* event, sd_bus* bus, DaemonOptions options)
-    : bus_(bus), options_(std::move(options)), clock_(event), systemd_(bus), prober_(event) {
-    if (options_.cluster.empty()) {
-        options_.cluster = options_.config.parent_path() / "cluster.yaml";
-    }
-    if (options_.catalog_dir.empty()) {
-        options_.catalog_dir = default_catalog_dir();
-    }
-    if (options_.templates_dir.empty()) {
-        options_.templates_dir = options_.catalog_dir / "templates";
-    }
-    catalog_ = std::make_unique<CatalogHolder>(CatalogHolder{load_valid_catalog(options_.catalog_dir)});
+DaemonInputs load_daemon_inputs(const DaemonOptions& options) {
+    const DaemonOptions complete = completed(options);
+    DaemonInputs inputs{load_valid_catalog(complete.catalog_dir), {}};
     std::error_code ec;
-    if (std::filesystem::exists(options_.config, ec)) {
-        node_ = load_node_config(options_.config, options_.cluster, &catalog_->catalog);
+    if (std::filesystem::exists(complete.config, ec)) {
+        inputs.node = load_node_config(complete.config, complete.cluster, &inputs.catalog);
     }
-    config_roles_ = node_.role_specs;
+    return inputs;
+}
+
+Daemon::Daemon(sd_event* event, sd_bus* bus, DaemonOptions options)
+    : Daemon(event, bus, options, load_daemon_inputs(options)) {}
+
+Daemon::Daemon(sd_event* event, sd_bus* bus, DaemonOptions options, DaemonInputs inputs)
+    : bus_(bus),
+      options_(completed(std::move(options))),
+      node_(std::move(inputs.node)),
+      clock_(event),
+      systemd_(bus),
+      prober_(event) {
+    catalog_ = std::make_unique<CatalogHolder>(CatalogHolder{std::move(inputs.catalog)});
+    config_roles_ = node_.roles;
     hostname_ = node_.hostname;
     if (hostname_.empty()) {
         std::array<char, 256> name{};
@@ -248,39 +266,36 @@ Daemon::Daemon(sd_event* event, sd_bus* bus, DaemonOptions options)
             prepare_monitor(node_, options_.config_root);
         }
     };
-    supervisor_ = std::make_unique<Supervisor>(systemd_, prober_, clock_, options_.supervisor, renderer, this);
+    supervisor_ =
+        std::make_unique<Supervisor>(systemd_, prober_, clock_, options_.supervisor, renderer, this);
     service_ = std::make_unique<NodeService>(
-        bus_, *supervisor_, [this](const std::vector<std::string>& roles) { return make_plan(roles); },
+        bus_,
+        *supervisor_,
+        [this](const std::vector<RoleSpec>& roles) {
+            check_roles(roles);
+            return make_plan(roles);
+        },
         booted_image(),
-        [this](const std::vector<std::string>& old_roles, const std::vector<std::string>& new_roles, bool force) {
+        [this](const std::vector<RoleSpec>& old_roles, const std::vector<RoleSpec>& new_roles, bool force) {
             check_quorum(old_roles, new_roles, force);
         });
 }
 
 Daemon::~Daemon() = default;
 
-Plan Daemon::make_plan(const std::vector<std::string>& roles) const {
-    const auto& catalog = catalog_->catalog;
-    // Entries are "name" or "name:variant" (node.yaml's variants, or SetRoles).
-    const auto name_of = [](const std::string& spec) { return spec.substr(0, spec.find(':')); };
-    const auto variant_of = [](const std::string& spec) {
-        const auto colon = spec.find(':');
-        return colon == std::string::npos ? std::string() : spec.substr(colon + 1);
-    };
-    for (const auto& role : roles) {
-        const Role* found = catalog.find(name_of(role));
-        if (found == nullptr || !found->placeable()) {
-            throw Error(Errc::invalid_input, "unknown role '" + role + "'");
-        }
-    }
-    Diagnostics diags;
-    validate_combination(catalog, roles, diags);
+void Daemon::check_roles(const std::vector<RoleSpec>& roles) const {
+    Diagnostics diags("roles " + joined(roles));
+    validate_role_specs(catalog_->catalog, roles, diags);
     throw_if_errors(diags, "roles " + joined(roles));
+}
+
+Plan Daemon::make_plan(const std::vector<RoleSpec>& roles) const {
+    const auto& catalog = catalog_->catalog;
     Plan plan;
     plan.roles = roles;
     plan.body = resolve_combination(catalog, roles).body;
     for (const auto& role : roles) {
-        for (const auto& unit : resolve(catalog, name_of(role), variant_of(role)).body.units) {
+        for (const auto& unit : resolve(catalog, role.name, role.variant).body.units) {
             plan.role_units[role].push_back(unit.name);
         }
     }
@@ -291,7 +306,8 @@ Plan Daemon::make_plan(const std::vector<std::string>& roles) const {
     for (auto& unit : plan.body.units) {
         for (auto& check : unit.checks) {
             if (check.host == kMgmtAddressHost) {
-                check.host = mgmt != node_.variables.end() && !mgmt->second.empty() ? mgmt->second : "127.0.0.1";
+                check.host =
+                    mgmt != node_.variables.end() && !mgmt->second.empty() ? mgmt->second : "127.0.0.1";
             }
         }
     }
@@ -299,7 +315,7 @@ Plan Daemon::make_plan(const std::vector<std::string>& roles) const {
 }
 
 void Daemon::check_quorum(
-    const std::vector<std::string>& old_roles, const std::vector<std::string>& new_roles, bool force) const {
+    const std::vector<RoleSpec>& old_roles, const std::vector<RoleSpec>& new_roles, bool force) const {
     std::set<std::string> quorum_roles;
     for (const auto& [name, role] : catalog_->catalog.roles) {
         if (role.kind == RoleKind::role && role.cluster.quorum_member) {
@@ -309,13 +325,15 @@ void Daemon::check_quorum(
     std::optional<std::string> refusal;
     try {
         const auto cluster = load_optional_cluster(options_.cluster, &catalog_->catalog);
-        refusal = quorum_refusal(quorum_roles, cluster ? &*cluster : nullptr, hostname_, old_roles, new_roles);
+        refusal =
+            quorum_refusal(quorum_roles, cluster ? &*cluster : nullptr, hostname_, old_roles, new_roles);
     } catch (const std::exception& e) {
         // Without a readable members list nothing proves the cluster keeps quorum.
         for (const auto& role : old_roles) {
-            if (quorum_roles.contains(role.substr(0, role.find(':'))) &&
+            if (quorum_roles.contains(role.name) &&
                 std::find(new_roles.begin(), new_roles.end(), role) == new_roles.end()) {
-                refusal = "leaving " + role + ": cannot read the cluster's members: " + describe(e);
+                refusal =
+                    "leaving " + to_string(role) + ": cannot read the cluster's members: " + describe(e);
                 break;
             }
         }
@@ -324,8 +342,9 @@ void Daemon::check_quorum(
         return;
     }
     if (force) {
-        log::warning("quorum guard overridden by force: " + *refusal,
-                     {{"STORMNODE_ROLE", joined(new_roles)}, {"STORMNODE_OLD_ROLE", joined(old_roles)}});
+        log::warning(
+            "quorum guard overridden by force: " + *refusal,
+            {{"STORMNODE_ROLE", joined(new_roles)}, {"STORMNODE_OLD_ROLE", joined(old_roles)}});
         return;
     }
     throw Error(Errc::refused, *refusal + " (force overrides)");
@@ -371,30 +390,39 @@ void Daemon::start() {
         log::warning("ignoring the role switch record: " + describe(e));
     }
     if (interrupted) {
-        check_r(sd_bus_request_name(bus_, kNodeBusName, 0), std::string("owning ") + kNodeBusName, Errc::dbus);
+        check_r(
+            sd_bus_request_name(bus_, kNodeBusName, 0), std::string("owning ") + kNodeBusName, Errc::dbus);
         // The new roles never proved healthy: go back to the old ones.
-        log::warning("the role switch " + joined(interrupted->old_roles) + " -> " + joined(interrupted->new_roles) +
-                         " was interrupted (phase " + interrupted->phase + "); rolling back to " +
-                         (interrupted->old_roles.empty() ? std::string("no roles") : joined(interrupted->old_roles)),
-                     {{"STORMNODE_ROLE", joined(interrupted->new_roles)},
-                      {"STORMNODE_OLD_ROLE", joined(interrupted->old_roles)}});
+        log::warning(
+            "the role switch " + joined(interrupted->old_roles) + " -> " + joined(interrupted->new_roles) +
+                " was interrupted (phase " + interrupted->phase + "); rolling back to " +
+                (interrupted->old_roles.empty() ? std::string("no roles") : joined(interrupted->old_roles)),
+            {{"STORMNODE_ROLE", joined(interrupted->new_roles)},
+             {"STORMNODE_OLD_ROLE", joined(interrupted->old_roles)}});
         previous_invocations_ = read_state(options_.state_dir / "state.yaml").invocations;
         Plan new_plan;
         try {
+            check_roles(interrupted->new_roles);
             new_plan = make_plan(interrupted->new_roles);
         } catch (const std::exception& e) {
             log::warning("cannot tell which units the new roles started: " + describe(e));
         }
-        supervisor_->recover(
-            *interrupted, interrupted->old_roles.empty() ? Plan{} : make_plan(interrupted->old_roles), new_plan);
+        Plan old_plan;
+        if (!interrupted->old_roles.empty()) {
+            check_roles(interrupted->old_roles);
+            old_plan = make_plan(interrupted->old_roles);
+        }
+        supervisor_->recover(*interrupted, std::move(old_plan), new_plan);
         return;
     }
     const auto saved = read_state(options_.state_dir / "state.yaml");
     previous_invocations_ = saved.invocations;
     // A switch over D-Bus outlives node.yaml only while node.yaml still says what it said then.
-    std::vector<std::string> roles = node_.role_specs;
-    if (!saved.roles.empty() && saved.config_roles == node_.role_specs) {
+    std::vector<RoleSpec> roles = node_.roles;  // checked when node.yaml was read
+    const bool switched_over_dbus = !saved.roles.empty() && saved.config_roles == node_.roles;
+    if (switched_over_dbus) {
         roles = saved.roles;
+        check_roles(roles);
     }
     check_r(sd_bus_request_name(bus_, kNodeBusName, 0), std::string("owning ") + kNodeBusName, Errc::dbus);
     if (roles.empty()) {
@@ -418,8 +446,8 @@ std::string Daemon::status_line() const {
 void Daemon::write_state() const {
     YAML::Emitter out;
     out << YAML::BeginMap;
-    out << YAML::Key << "roles" << YAML::Value << YAML::Flow << supervisor_->roles();
-    out << YAML::Key << "config_roles" << YAML::Value << YAML::Flow << config_roles_;
+    out << YAML::Key << "roles" << YAML::Value << YAML::Flow << to_strings(supervisor_->roles());
+    out << YAML::Key << "config_roles" << YAML::Value << YAML::Flow << to_strings(config_roles_);
     out << YAML::Key << "state" << YAML::Value << std::string(to_string(supervisor_->state()));
     out << YAML::Key << "units" << YAML::Value << YAML::BeginMap;
     for (const auto& [unit, invocation] : supervisor_->invocation_ids()) {
@@ -438,12 +466,14 @@ void Daemon::state_changed(RoleState state, const std::string& reason) {
     const std::string roles = joined(supervisor_->roles());
     switch (state) {
         case RoleState::starting:
-            log::info("starting roles " + roles,
-                      {{"MESSAGE_ID", std::string(message_id::kRoleStarting)}, {"STORMNODE_ROLE", roles}});
+            log::info(
+                "starting roles " + roles,
+                {{"MESSAGE_ID", std::string(message_id::kRoleStarting)}, {"STORMNODE_ROLE", roles}});
             break;
         case RoleState::healthy:
-            log::notice("roles " + roles + " healthy",
-                        {{"MESSAGE_ID", std::string(message_id::kRoleHealthy)}, {"STORMNODE_ROLE", roles}});
+            log::notice(
+                "roles " + roles + " healthy",
+                {{"MESSAGE_ID", std::string(message_id::kRoleHealthy)}, {"STORMNODE_ROLE", roles}});
             break;
         case RoleState::degraded:
         case RoleState::failed: {
@@ -454,17 +484,26 @@ void Daemon::state_changed(RoleState state, const std::string& reason) {
             const std::string id(failed ? message_id::kRoleFailed : message_id::kRoleDegraded);
             const std::string& unit = supervisor_->reason_unit();
             if (unit.empty()) {
-                log::write(priority, text, {{"MESSAGE_ID", id}, {"STORMNODE_ROLE", roles}, {"STORMNODE_REASON", reason}},
-                           std::source_location::current());
+                log::write(
+                    priority,
+                    text,
+                    {{"MESSAGE_ID", id}, {"STORMNODE_ROLE", roles}, {"STORMNODE_REASON", reason}},
+                    std::source_location::current());
             } else {
-                log::write(priority, text,
-                           {{"MESSAGE_ID", id}, {"STORMNODE_ROLE", roles}, {"STORMNODE_UNIT", unit},
-                            {"STORMNODE_REASON", reason}},
-                           std::source_location::current());
+                log::write(
+                    priority,
+                    text,
+                    {{"MESSAGE_ID", id},
+                     {"STORMNODE_ROLE", roles},
+                     {"STORMNODE_UNIT", unit},
+                     {"STORMNODE_REASON", reason}},
+                    std::source_location::current());
             }
             break;
         }
-        case RoleState::stopped: log::info("no roles running", {{"STORMNODE_ROLE", roles}}); break;
+        case RoleState::stopped:
+            log::info("no roles running", {{"STORMNODE_ROLE", roles}});
+            break;
     }
     (void)sd_notifyf(0, "STATUS=%s", status_line().c_str());
     write_state();
@@ -484,32 +523,44 @@ void Daemon::unit_event(const std::string& unit, std::string_view what, const st
     if (what == "adopted") {
         const auto it = previous_invocations_.find(unit);
         const bool same = it != previous_invocations_.end() && it->second == detail;
-        log::info(unit + " adopted, running since before storm-roled started" +
-                      (same ? " (InvocationID unchanged)" : ""),
-                  {{"STORMNODE_ROLE", roles}, {"STORMNODE_UNIT", unit}, {"STORMNODE_INVOCATION_ID", detail}});
+        log::info(
+            unit + " adopted, running since before storm-roled started" +
+                (same ? " (InvocationID unchanged)" : ""),
+            {{"STORMNODE_ROLE", roles}, {"STORMNODE_UNIT", unit}, {"STORMNODE_INVOCATION_ID", detail}});
         write_state();
     } else if (what == "started") {
-        log::info(unit + " started", {{"STORMNODE_ROLE", roles}, {"STORMNODE_UNIT", unit},
-                                      {"STORMNODE_INVOCATION_ID", detail}});
+        log::info(
+            unit + " started",
+            {{"STORMNODE_ROLE", roles}, {"STORMNODE_UNIT", unit}, {"STORMNODE_INVOCATION_ID", detail}});
         write_state();
     } else if (what == "restarting") {
-        log::notice(unit + " restarting " + detail,
-                    {{"MESSAGE_ID", std::string(message_id::kUnitRestarted)}, {"STORMNODE_ROLE", roles},
-                     {"STORMNODE_UNIT", unit}});
-    } else if (what == "died" || what == "gave-up" || what == "check-failing" || what == "stop-failed" ||
-               what == "restart-held") {
-        log::warning(unit + " " + text + ": " + detail, {{"STORMNODE_ROLE", roles}, {"STORMNODE_UNIT", unit}});
+        log::notice(
+            unit + " restarting " + detail,
+            {{"MESSAGE_ID", std::string(message_id::kUnitRestarted)},
+             {"STORMNODE_ROLE", roles},
+             {"STORMNODE_UNIT", unit}});
+    } else if (
+        what == "died" || what == "gave-up" || what == "check-failing" || what == "stop-failed" ||
+        what == "restart-held") {
+        log::warning(
+            unit + " " + text + ": " + detail, {{"STORMNODE_ROLE", roles}, {"STORMNODE_UNIT", unit}});
     } else {
-        log::info(unit + " " + text + (detail.empty() ? "" : ": " + detail),
-                  {{"STORMNODE_ROLE", roles}, {"STORMNODE_UNIT", unit}});
+        log::info(
+            unit + " " + text + (detail.empty() ? "" : ": " + detail),
+            {{"STORMNODE_ROLE", roles}, {"STORMNODE_UNIT", unit}});
     }
 }
 
 void Daemon::switched(
-    const std::vector<std::string>& old_roles, const std::vector<std::string>& new_roles, const std::string& outcome) {
-    log::notice("role switch " + joined(old_roles) + " -> " + joined(new_roles) + ": " + outcome,
-                {{"MESSAGE_ID", std::string(message_id::kRoleSwitched)}, {"STORMNODE_ROLE", joined(new_roles)},
-                 {"STORMNODE_OLD_ROLE", joined(old_roles)}, {"STORMNODE_OUTCOME", outcome}});
+    const std::vector<RoleSpec>& old_roles,
+    const std::vector<RoleSpec>& new_roles,
+    const std::string& outcome) {
+    log::notice(
+        "role switch " + joined(old_roles) + " -> " + joined(new_roles) + ": " + outcome,
+        {{"MESSAGE_ID", std::string(message_id::kRoleSwitched)},
+         {"STORMNODE_ROLE", joined(new_roles)},
+         {"STORMNODE_OLD_ROLE", joined(old_roles)},
+         {"STORMNODE_OUTCOME", outcome}});
     write_state();
     service_->roles_switched(old_roles, new_roles, outcome);
 }
@@ -534,13 +585,11 @@ int run_daemon(const DaemonOptions& options) {
         check_r(sd_event_set_watchdog(event.get(), 1), "watchdog");  // WATCHDOG=1 when WatchdogSec= is set
         set_callback_error_handler([](const std::string& what) { log::error("internal error: " + what); });
 
-        // Bad input is reported before anything else happens.
-        if (std::error_code ec; std::filesystem::exists(options.config, ec)) {
-            (void)load_node_config(
-                options.config, options.cluster.empty() ? options.config.parent_path() / "cluster.yaml" : options.cluster);
-        }
+        // Bad input is reported before anything else happens: the catalog, node.yaml (read once, here)
+        // and cluster.yaml, before the bus is opened.
+        auto inputs = load_daemon_inputs(options);
         auto bus = open_bus(options.bus, event.get());
-        Daemon daemon(event.get(), bus.get(), options);
+        Daemon daemon(event.get(), bus.get(), options, std::move(inputs));
         daemon.start();
         (void)sd_notifyf(0, "READY=1\nSTATUS=%s", daemon.status_line().c_str());
         check_r(sd_event_loop(event.get()), "running the event loop");

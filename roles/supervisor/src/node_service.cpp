@@ -1,6 +1,7 @@
 #include "stormnode/supervisor/node_service.hpp"
 
 #include <cerrno>
+#include <optional>
 
 namespace stormnode::roles {
 namespace {
@@ -71,13 +72,18 @@ std::vector<std::string> read_strv(sd_bus_message* m) {
 }
 
 int get_property(
-    sd_bus* /*bus*/, const char* /*path*/, const char* /*interface*/, const char* property, sd_bus_message* reply,
-    void* userdata, sd_bus_error* error) {
+    sd_bus* /*bus*/,
+    const char* /*path*/,
+    const char* /*interface*/,
+    const char* property,
+    sd_bus_message* reply,
+    void* userdata,
+    sd_bus_error* error) {
     return handle(error, [&] {
         auto& s = self(userdata)->supervisor();
         const std::string p(property);
         if (p == "Roles") {
-            return append_strv(reply, s.roles());
+            return append_strv(reply, to_strings(s.roles()));
         }
         if (p == "State") {
             return sd_bus_message_append(reply, "s", std::string(to_string(s.state())).c_str());
@@ -98,7 +104,7 @@ int get_property(
 
 int method_set_roles(sd_bus_message* m, void* userdata, sd_bus_error* error) {
     return handle(error, [&] {
-        const auto roles = read_strv(m);
+        const auto roles = parse_role_specs(read_strv(m));
         int force = 0;
         check_r(sd_bus_message_read(m, "b", &force), "reading force", Errc::invalid_input);
         self(userdata)->set_roles(roles, force != 0);
@@ -110,7 +116,7 @@ int method_restart_role(sd_bus_message* m, void* userdata, sd_bus_error* error) 
     return handle(error, [&] {
         const char* role = nullptr;
         check_r(sd_bus_message_read(m, "s", &role), "reading the role", Errc::invalid_input);
-        self(userdata)->supervisor().restart_role(role);
+        self(userdata)->supervisor().restart_role(parse_role_spec(role));
         return sd_bus_reply_method_return(m, "");
     });
 }
@@ -120,13 +126,14 @@ int method_units(sd_bus_message* m, void* userdata, sd_bus_error* error) {
         const char* role = nullptr;
         check_r(sd_bus_message_read(m, "s", &role), "reading the role", Errc::invalid_input);
         auto& s = self(userdata)->supervisor();
-        const std::string name(role);
-        if (!name.empty()) {
-            (void)s.applied_role(name);  // throws not_found; "db" finds "db:galera"
+        std::optional<RoleSpec> spec;  // "": every role's
+        if (*role != '\0') {
+            spec = parse_role_spec(role);
+            (void)s.applied_role(*spec);  // throws not_found; "db" finds "db:galera"
         }
         BusMessage reply;
         check_r(sd_bus_message_new_method_return(m, out(reply)), "reply", Errc::dbus);
-        check_r(append_units(reply.get(), s.units(name)), "reply", Errc::dbus);
+        check_r(append_units(reply.get(), s.units(spec)), "reply", Errc::dbus);
         return sd_bus_send(nullptr, reply.get(), nullptr);
     });
 }
@@ -151,17 +158,20 @@ const sd_bus_vtable kVtable[] = {
 
 }  // namespace
 
-NodeService::NodeService(sd_bus* bus, Supervisor& supervisor, PlanMaker make_plan, Image image, SwitchGuard guard)
+NodeService::NodeService(
+    sd_bus* bus, Supervisor& supervisor, PlanMaker make_plan, Image image, SwitchGuard guard)
     : bus_(bus),
       supervisor_(supervisor),
       make_plan_(std::move(make_plan)),
       guard_(std::move(guard)),
       image_(std::move(image)) {
-    check_r(sd_bus_add_object_vtable(bus_, out(slot_), kNodeObjectPath, kNodeInterface, kVtable, this),
-            "publishing " + std::string(kNodeObjectPath), Errc::dbus);
+    check_r(
+        sd_bus_add_object_vtable(bus_, out(slot_), kNodeObjectPath, kNodeInterface, kVtable, this),
+        "publishing " + std::string(kNodeObjectPath),
+        Errc::dbus);
 }
 
-void NodeService::set_roles(const std::vector<std::string>& roles, bool force) {
+void NodeService::set_roles(const std::vector<RoleSpec>& roles, bool force) {
     if (roles.empty()) {
         throw Error(Errc::invalid_input, "SetRoles needs at least one role");
     }
@@ -186,15 +196,18 @@ void NodeService::units_changed() {
 }
 
 void NodeService::roles_switched(
-    const std::vector<std::string>& old_roles, const std::vector<std::string>& new_roles, const std::string& outcome) {
+    const std::vector<RoleSpec>& old_roles,
+    const std::vector<RoleSpec>& new_roles,
+    const std::string& outcome) {
     BusMessage signal;
     int r = sd_bus_message_new_signal(bus_, out(signal), kNodeObjectPath, kNodeInterface, "RoleSwitched");
-    r = r < 0 ? r : append_strv(signal.get(), old_roles);
-    r = r < 0 ? r : append_strv(signal.get(), new_roles);
+    r = r < 0 ? r : append_strv(signal.get(), to_strings(old_roles));
+    r = r < 0 ? r : append_strv(signal.get(), to_strings(new_roles));
     r = r < 0 ? r : sd_bus_message_append(signal.get(), "s", outcome.c_str());
     r = r < 0 ? r : sd_bus_send(bus_, signal.get(), nullptr);
     if (r < 0) {
-        throw Error(Errc::dbus, "sending RoleSwitched: " + std::error_code(-r, std::system_category()).message());
+        throw Error(
+            Errc::dbus, "sending RoleSwitched: " + std::error_code(-r, std::system_category()).message());
     }
     (void)sd_bus_emit_properties_changed(bus_, kNodeObjectPath, kNodeInterface, "Roles", nullptr);
 }

@@ -54,17 +54,19 @@ struct Supervisor::Tracked {
 
 struct Supervisor::Switch {
     Plan old_plan;
-    std::vector<std::string> new_roles;
+    std::vector<RoleSpec> new_roles;
     bool rolling_back = false;
     std::unique_ptr<Clock::Timer> deferred;
 };
 
 namespace {
 
-// Roles are applied as "name" or "name:variant"; an operator names the role.
-bool names_role(const std::string& applied, const std::string& role) {
-    return applied == role ||
-           (applied.size() > role.size() && applied.compare(0, role.size(), role) == 0 && applied[role.size()] == ':');
+// The applied entry an operator means: the very spec, or a role named without its variant.
+const RoleSpec* applied_entry(const std::vector<RoleSpec>& applied, const RoleSpec& role) {
+    if (const auto exact = std::find(applied.begin(), applied.end(), role); exact != applied.end()) {
+        return &*exact;
+    }
+    return role.variant.empty() ? find_role(applied, role.name) : nullptr;
 }
 
 bool is_down(const std::string& active_state) {
@@ -247,7 +249,7 @@ void Supervisor::stop_removed_units(std::uint64_t generation, const std::vector<
             observer_->unit_event(name, "stopping", "not part of the roles " + [&] {
                 std::string joined;
                 for (const auto& r : plan_.roles) {
-                    joined += (joined.empty() ? "" : ",") + r;
+                    joined += (joined.empty() ? "" : ",") + to_string(r);
                 }
                 return joined;
             }());
@@ -934,20 +936,16 @@ void Supervisor::recover(const SwitchRecord& record, Plan old_plan, const Plan& 
     }
 }
 
-const std::string& Supervisor::applied_role(const std::string& role) const {
-    if (const auto exact = std::find(plan_.roles.begin(), plan_.roles.end(), role); exact != plan_.roles.end()) {
-        return *exact;
+const RoleSpec& Supervisor::applied_role(const RoleSpec& role) const {
+    const RoleSpec* applied = applied_entry(plan_.roles, role);
+    if (applied == nullptr) {
+        throw Error(Errc::not_found, "role '" + to_string(role) + "' is not applied on this node");
     }
-    const auto by_name = std::find_if(
-        plan_.roles.begin(), plan_.roles.end(), [&role](const std::string& applied) { return names_role(applied, role); });
-    if (by_name == plan_.roles.end()) {
-        throw Error(Errc::not_found, "role '" + role + "' is not applied on this node");
-    }
-    return *by_name;
+    return *applied;
 }
 
-void Supervisor::restart_role(const std::string& requested) {
-    const std::string role = applied_role(requested);
+void Supervisor::restart_role(const RoleSpec& requested) {
+    const RoleSpec role = applied_role(requested);
     const auto it = plan_.role_units.find(role);
     std::vector<std::string> names = it != plan_.role_units.end() ? it->second : supervised_units();
     for (const auto& name : names) {
@@ -973,12 +971,11 @@ void Supervisor::set_state(RoleState state, const std::string& reason, const std
     }
 }
 
-std::vector<UnitStatus> Supervisor::units(const std::string& role) const {
+std::vector<UnitStatus> Supervisor::units(const std::optional<RoleSpec>& role) const {
     std::set<std::string> filter;
-    if (!role.empty()) {
-        const auto applied = std::find_if(
-            plan_.roles.begin(), plan_.roles.end(), [&role](const std::string& r) { return names_role(r, role); });
-        const auto it = plan_.role_units.find(applied != plan_.roles.end() ? *applied : role);
+    if (role) {
+        const RoleSpec* applied = applied_entry(plan_.roles, *role);
+        const auto it = plan_.role_units.find(applied != nullptr ? *applied : *role);
         if (it != plan_.role_units.end()) {
             filter.insert(it->second.begin(), it->second.end());
         }
@@ -986,7 +983,7 @@ std::vector<UnitStatus> Supervisor::units(const std::string& role) const {
     std::vector<UnitStatus> result;
     for (const auto& tier : tiers_) {
         for (const auto& name : tier) {
-            if (!role.empty() && !filter.contains(name)) {
+            if (role && !filter.contains(name)) {
                 continue;
             }
             const auto& t = *units_.at(name);

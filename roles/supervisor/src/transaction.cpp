@@ -22,12 +22,36 @@ std::string utc_now() {
     return {text.data(), n};
 }
 
+// A list of role specs, each checked where it was written.
+std::vector<RoleSpec> role_list(const YAML::Node& doc, const char* key, Diagnostics& diags) {
+    std::vector<RoleSpec> specs;
+    const YAML::Node list = doc[key];
+    if (!list) {
+        return specs;
+    }
+    if (!list.IsSequence()) {
+        diags.error(list, std::string("'") + key + "' must be a list");
+        return specs;
+    }
+    for (const auto& item : list) {
+        if (!item.IsScalar()) {
+            diags.error(item, std::string("items of '") + key + "' must be strings");
+            continue;
+        }
+        try {
+            specs.push_back(parse_role_spec(item.Scalar()));
+        } catch (const Error& e) {
+            diags.error(item, e.what());
+        }
+    }
+    return specs;
+}
+
 }  // namespace
 
 TransactionLog::TransactionLog(std::filesystem::path state_dir) : dir_(std::move(state_dir)) {}
 
-void TransactionLog::begin(
-    const std::vector<std::string>& old_roles, const std::vector<std::string>& new_roles) {
+void TransactionLog::begin(const std::vector<RoleSpec>& old_roles, const std::vector<RoleSpec>& new_roles) {
     current_ = SwitchRecord{old_roles, new_roles, utc_now(), "recorded", {}, {}};
     write();
 }
@@ -51,8 +75,8 @@ void TransactionLog::finish(std::string_view outcome) {
 void TransactionLog::write() const {
     YAML::Emitter out;
     out << YAML::BeginMap;
-    out << YAML::Key << "old_roles" << YAML::Value << YAML::Flow << current_.old_roles;
-    out << YAML::Key << "new_roles" << YAML::Value << YAML::Flow << current_.new_roles;
+    out << YAML::Key << "old_roles" << YAML::Value << YAML::Flow << to_strings(current_.old_roles);
+    out << YAML::Key << "new_roles" << YAML::Value << YAML::Flow << to_strings(current_.new_roles);
     out << YAML::Key << "started_at" << YAML::Value << current_.started_at;
     out << YAML::Key << "phase" << YAML::Value << current_.phase;
     if (!current_.outcome.empty()) {
@@ -79,8 +103,9 @@ std::optional<SwitchRecord> TransactionLog::last() const {
     if (doc && yaml::expect_map(*doc, "transaction", diags)) {
         yaml::reject_unknown_keys(
             *doc, {"old_roles", "new_roles", "started_at", "phase", "outcome", "finished_at"}, diags);
-        record.old_roles = yaml::string_list(*doc, "old_roles", diags);
-        record.new_roles = yaml::string_list(*doc, "new_roles", diags);
+        const YAML::Node& map = *doc;  // const access: never inserts
+        record.old_roles = role_list(map, "old_roles", diags);
+        record.new_roles = role_list(map, "new_roles", diags);
         record.started_at = yaml::optional_string(*doc, "started_at", diags).value_or("");
         record.phase = yaml::require_string(*doc, "phase", diags).value_or("");
         record.outcome = yaml::optional_string(*doc, "outcome", diags).value_or("");

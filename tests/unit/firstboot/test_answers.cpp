@@ -1,8 +1,8 @@
 // The answer-file corpus in tests/data/answers: good/ files parse without a word, each bad/X.yaml gives
 // exactly the diagnostics in bad/X.expected ("line:col: message", the message may be a prefix).
+#include <stormnode/catalog/catalog.hpp>
 #include <stormnode/common/temp_dir.hpp>
 #include <stormnode/installer/answers.hpp>
-#include <stormnode/catalog/catalog.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -102,13 +102,13 @@ TEST_CASE("a good answer file gives the model the installer needs", "[answers][u
     CHECK(answers->selector->max_size == 2ULL << 40U);
     CHECK(answers->selector->model == "QEMU*");
     CHECK(answers->wipe);
-    CHECK(answers->node.roles == std::vector<std::string>{"db"});
-    CHECK(answers->node.role_specs() == std::vector<std::string>{"db:active-passive"});
+    CHECK(answers->node.roles == std::vector<roles::RoleSpec>{{"db", "active-passive"}});
+    CHECK(roles::to_strings(answers->node.roles) == std::vector<std::string>{"db:active-passive"});
     CHECK(answers->node.hostname == "db-1.rack1.example.net");
     CHECK(answers->node.zone == "rack-1");
     REQUIRE(answers->node.network);
     CHECK(answers->node.network->mac == "52:54:00:ab:cd:01");  // normalised to lower case
-    CHECK(answers->node.network->mode == firstboot::AddressMode::fixed);
+    CHECK(answers->node.network->mode == roles::AddressMode::fixed);
     CHECK(answers->node.network->dns == std::vector<std::string>{"10.0.0.2", "2001:db8::53"});
     CHECK(answers->root_ssh_keys.size() == 1);
     CHECK(
@@ -164,9 +164,9 @@ TEST_CASE("a parsed answer file carries its roles into node.yaml unchanged", "[a
         diags);
     INFO(diags.to_string());
     REQUIRE(answers);
-    const std::string text = firstboot::render_node_file(answers->node);
+    const std::string text = roles::render_node_file(answers->node);
     Diagnostics again("node.yaml");
-    const auto node = firstboot::parse_node_file(text, "node.yaml", &catalog(), again);
+    const auto node = roles::parse_node_file(text, "node.yaml", &catalog(), again);
     INFO(text << again.to_string());
     REQUIRE(node);
     CHECK(*node == answers->node);

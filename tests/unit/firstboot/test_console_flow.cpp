@@ -37,12 +37,17 @@ std::size_t index_of(const std::vector<std::string>& items, const std::string& p
     return 0;
 }
 
-fb::NodeView node_with(std::vector<std::string> roles, std::string state = "healthy") {
+// Roles as an operator writes them: "db:galera".
+std::vector<stormnode::roles::RoleSpec> specs(const std::vector<std::string>& roles) {
+    return stormnode::roles::parse_role_specs(roles);
+}
+
+fb::NodeView node_with(const std::vector<std::string>& roles, std::string state = "healthy") {
     fb::NodeView node;
     node.connected = true;
     node.hostname = "q1";
     node.interfaces = {fb::ConsoleInterface{"eno1", "52:54:00:12:34:56", {"10.0.0.5/24"}}};
-    node.roles = std::move(roles);
+    node.roles = specs(roles);
     node.state = std::move(state);
     node.units = {fb::ConsoleUnit{"corosync-qnetd.service", "active", "passing", 2}};
     return node;
@@ -60,8 +65,8 @@ public:
         return p == password;
     }
     fb::NodeView read_status() override { return node_with({"quorum"}); }
-    void set_roles(const std::vector<std::string>& roles, bool force) override {
-        calls.push_back("set_roles " + roles.front() + (force ? " force" : ""));
+    void set_roles(const std::vector<stormnode::roles::RoleSpec>& roles, bool force) override {
+        calls.push_back("set_roles " + to_string(roles.front()) + (force ? " force" : ""));
         if (refuse && !force) {
             throw stormnode::roles::DbusError(
                 Errc::refused,
@@ -69,7 +74,9 @@ public:
                 "org.stormclouds.Node1.Error.Refused");
         }
     }
-    void restart_role(const std::string& role) override { calls.push_back("restart " + role); }
+    void restart_role(const stormnode::roles::RoleSpec& role) override {
+        calls.push_back("restart " + to_string(role));
+    }
     std::vector<std::string> journal(const std::string& unit) override {
         calls.push_back("journal " + unit);
         return {"line 1", "line 2"};
@@ -103,12 +110,12 @@ void walk_to_password(fb::ConsoleFlow& flow, const std::string& to) {
 }  // namespace
 
 TEST_CASE("role_diff: the units that stop, start and keep running", "[console]") {
-    const auto diff = fb::role_diff(catalog(), {"quorum"}, {"monitor"});
+    const auto diff = fb::role_diff(catalog(), specs({"quorum"}), specs({"monitor"}));
     CHECK(std::find(diff.stop.begin(), diff.stop.end(), "corosync-qnetd.service") != diff.stop.end());
     CHECK(std::find(diff.start.begin(), diff.start.end(), "zabbix-server.service") != diff.start.end());
     CHECK(
         std::find(diff.keep.begin(), diff.keep.end(), "chrony.service") != diff.keep.end());  // common layer
-    CHECK_THROWS_AS(fb::role_diff(catalog(), {"quorum"}, {"no-such-role"}), Error);
+    CHECK_THROWS_AS(fb::role_diff(catalog(), specs({"quorum"}), specs({"no-such-role"})), Error);
 }
 
 TEST_CASE("a discovered node says so and offers the role choice first", "[console]") {
@@ -179,7 +186,9 @@ TEST_CASE("role switch: picker, diff, password, progress, rolled back with the r
     REQUIRE(command);
     CHECK(command->password == "secret");
     REQUIRE(std::holds_alternative<fb::SetRolesCommand>(command->body));
-    CHECK(std::get<fb::SetRolesCommand>(command->body).roles == std::vector<std::string>{"monitor"});
+    CHECK(
+        to_strings(std::get<fb::SetRolesCommand>(command->body).roles) ==
+        std::vector<std::string>{"monitor"});
     CHECK_FALSE(flow.take_command());  // once
 
     CHECK_FALSE(runner.start(*command));  // waits for RoleSwitched
@@ -192,8 +201,8 @@ TEST_CASE("role switch: picker, diff, password, progress, rolled back with the r
     flow.update(failing);
     CHECK(has_line(flow.view(), "Why: unit zabbix-server.service failed"));
     // Another client's switch is not ours.
-    CHECK_FALSE(runner.switched({"quorum"}, {"compute"}, "switched"));
-    auto result = runner.switched({"quorum"}, {"monitor"}, "rolled-back");
+    CHECK_FALSE(runner.switched(specs({"quorum"}), specs({"compute"}), "switched"));
+    auto result = runner.switched(specs({"quorum"}), specs({"monitor"}), "rolled-back");
     REQUIRE(result);
     CHECK(result->outcome == fb::Outcome::rolled_back);
     CHECK(result->message.find("rolled back to quorum") != std::string::npos);
@@ -209,6 +218,29 @@ TEST_CASE("role switch: picker, diff, password, progress, rolled back with the r
     CHECK(has_line(flow.view(), "Roles: quorum   State: healthy"));
 }
 
+TEST_CASE("the picker marks a role the node carries with a variant, and keeps that variant", "[console]") {
+    fb::ConsoleFlow flow(catalog());
+    flow.update(node_with({"db:active-passive"}));
+    flow.choose(fb::Action::switch_role);
+    const auto view = flow.view();
+    CHECK(view.checked[index_of(view.items, "db")]);
+    CHECK_FALSE(view.checked[index_of(view.items, "quorum")]);
+
+    fb::Input pick{.button = fb::kNext, .checked = view.checked};
+    pick.checked[index_of(view.items, "monitor")] = true;
+    flow.submit(pick);
+    REQUIRE(flow.screen() == fb::Screen::role_diff);
+    CHECK(has_line(flow.view(), "To:   db:active-passive, monitor"));
+    flow.submit(fb::Input{.button = fb::kNext});
+    flow.submit(fb::Input{.button = fb::kNext, .fields = {"secret"}});
+    const auto command = flow.take_command();
+    REQUIRE(command);
+    REQUIRE(std::holds_alternative<fb::SetRolesCommand>(command->body));
+    CHECK(
+        to_strings(std::get<fb::SetRolesCommand>(command->body).roles) ==
+        std::vector<std::string>{"db:active-passive", "monitor"});
+}
+
 TEST_CASE("a successful switch reports the new roles healthy", "[console]") {
     fb::ConsoleFlow flow(catalog());
     FakeNode node;
@@ -219,7 +251,7 @@ TEST_CASE("a successful switch reports the new roles healthy", "[console]") {
     auto command = flow.take_command();
     REQUIRE(command);
     CHECK_FALSE(runner.start(*command));
-    auto result = runner.switched({"quorum"}, {"monitor"}, "switched");
+    auto result = runner.switched(specs({"quorum"}), specs({"monitor"}), "switched");
     REQUIRE(result);
     CHECK(result->outcome == fb::Outcome::done);
     flow.finished(*result);
@@ -370,7 +402,8 @@ TEST_CASE("restart role and reboot need the password, the journal does not", "[c
     CHECK(node.calls == std::vector<std::string>{"auth"});
 }
 
-TEST_CASE("network settings: a static address needs its prefix and the command carries the form", "[console]") {
+TEST_CASE(
+    "network settings: a static address needs its prefix and the command carries the form", "[console]") {
     fb::ConsoleFlow flow(catalog());
     flow.update(node_with({"quorum"}));
     flow.choose(fb::Action::network);

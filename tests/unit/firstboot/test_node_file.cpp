@@ -1,15 +1,16 @@
 // node.yaml: the model, its checks, and the round trip writer -> reader (ours and storm-roled's).
+#include <stormnode/catalog/node_file.hpp>
+#include <stormnode/cluster/node_config.hpp>
 #include <stormnode/common/error.hpp>
 #include <stormnode/common/temp_dir.hpp>
 #include <stormnode/firstboot/networkd.hpp>
-#include <stormnode/catalog/node_file.hpp>
-#include <stormnode/cluster/node_config.hpp>
 
 #include <catch2/catch.hpp>
 #include <sys/stat.h>
 
 using namespace stormnode;
 using namespace stormnode::firstboot;
+using namespace stormnode::roles;
 
 namespace {
 
@@ -31,8 +32,7 @@ std::vector<std::string> problems(const std::string& text) {
 
 NodeFile full_node() {
     NodeFile node;
-    node.roles = {"db", "monitor"};
-    node.variants = {{"db", "active-passive"}};
+    node.roles = {{"db", "active-passive"}, {"monitor", ""}};
     node.hostname = "db-1";
     node.zone = "rack-1";
     node.network = Network{
@@ -68,7 +68,7 @@ TEST_CASE("storm-roled's reader takes the node.yaml firstboot writes", "[node_fi
     const TempDir dir("fb-node");
     write_node_file(dir.path() / "node.yaml", full_node());
     const auto config = roles::load_node_config(dir.path() / "node.yaml", dir.path() / "cluster.yaml");
-    CHECK(config.roles == std::vector<std::string>{"db", "monitor"});
+    CHECK(to_strings(config.roles) == std::vector<std::string>{"db:active-passive", "monitor"});
     CHECK(config.hostname == "db-1");
     CHECK(config.zone == "rack-1");
     CHECK(config.features == std::set<std::string>{"local_db"});
@@ -88,6 +88,36 @@ TEST_CASE("a node.yaml without roles or with typos is refused at file:line:col",
     REQUIRE(conflict.size() >= 1);
     CHECK(conflict[0].rfind("node.yaml:1:8: role 'quorum' cannot share a node with role 'db'", 0) == 0);
     CHECK(conflict[0].find("quorum.yaml:") != std::string::npos);  // and where the catalog says so
+}
+
+TEST_CASE(
+    "node.yaml keeps its format: names under roles, their variants under variants", "[node_file][unit]") {
+    // As the installer and storm-firstboot have always written it.
+    const std::string written =
+        "# This node's roles and settings (storm-firstboot, storm-roled). Written by the installer or\n"
+        "# storm-firstboot; edit with care.\n"
+        "roles: [db, monitor]\nvariants: {db: active-passive}\nhostname: db-1\n";
+    Diagnostics diags("node.yaml");
+    const auto node = parse_node_file(written, "node.yaml", &catalog(), diags);
+    INFO(diags.to_string());
+    REQUIRE(node);
+    CHECK(node->roles == std::vector<RoleSpec>{{"db", "active-passive"}, {"monitor", ""}});
+    CHECK(render_node_file(*node) == written);
+    // A variant goes under variants: a role spec in the list is refused where it stands.
+    const auto spec = problems("roles: [\"db:galera\"]\n");
+    REQUIRE(spec.size() == 1);
+    CHECK(
+        spec[0].rfind(
+            "node.yaml:1:9: items of 'roles' are role names: give the variant of 'db:galera' under", 0) == 0);
+    // The roles' problems in the order they were written, whatever the check that found them.
+    CHECK(
+        problems("roles: [compute, nosuch]\nvariants: {db: galera, compute: fast}\n") ==
+        std::vector<std::string>{
+            "node.yaml:1:18: unknown role 'nosuch' (roles: compute, controller, db, lb, monitor, network, "
+            "paas, "
+            "quorum, storage)",
+            "node.yaml:2:12: variant given for role 'db', which is not in 'roles'",
+            "node.yaml:2:33: role 'compute' has no variant 'fast' (it has none)"});
 }
 
 TEST_CASE("hostnames follow RFC 1123", "[node_file][unit]") {

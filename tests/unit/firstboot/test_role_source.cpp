@@ -37,9 +37,9 @@ const std::string kInventory =
     "52:54:00:00:00:02: {hostname: stor-1, roles: [storage]}\n"
     "52:54:00:00:00:03: {hostname: later-1, roles: []}\n";
 
-NodeFile installed(std::vector<std::string> roles) {
-    NodeFile node;
-    node.roles = std::move(roles);
+roles::NodeFile installed(const std::vector<std::string>& roles) {
+    roles::NodeFile node;
+    node.roles = roles::parse_role_specs(roles);
     node.hostname = "from-installer";
     return node;
 }
@@ -67,7 +67,7 @@ TEST_CASE("the kernel argument wins over node.yaml and the inventory", "[role_so
         {"52:54:00:00:00:01"}};
     const auto a = choose_role_source(in, catalog(), fetcher);
     CHECK(a.source == RoleSource::kernel_cmdline);
-    CHECK(a.node.roles == std::vector<std::string>{"compute", "storage"});
+    CHECK(roles::to_strings(a.node.roles) == std::vector<std::string>{"compute", "storage"});
     CHECK(a.node.hostname == "from-installer");  // node.yaml's other settings stay
     CHECK(a.write_node_file);
     CHECK(fetcher.calls.empty());  // the inventory is not even asked
@@ -77,7 +77,8 @@ TEST_CASE("a kernel argument may choose variants", "[role_source][unit]") {
     FakeFetcher fetcher;
     const auto a =
         choose_role_source(SourceInputs{"stormnode.role=db:active-passive", {}, {}}, catalog(), fetcher);
-    CHECK(a.node.role_specs() == std::vector<std::string>{"db:active-passive"});
+    CHECK(roles::to_strings(a.node.roles) == std::vector<std::string>{"db:active-passive"});
+    CHECK(a.node.roles == std::vector<roles::RoleSpec>{{"db", "active-passive"}});
 }
 
 TEST_CASE("node.yaml from the installer wins over the inventory", "[role_source][unit]") {
@@ -86,7 +87,7 @@ TEST_CASE("node.yaml from the installer wins over the inventory", "[role_source]
     SourceInputs in{"stormnode.inventory=http://inv/rack.yaml", installed({"quorum"}), {"52:54:00:00:00:01"}};
     const auto a = choose_role_source(in, catalog(), fetcher);
     CHECK(a.source == RoleSource::node_file);
-    CHECK(a.node.roles == std::vector<std::string>{"quorum"});
+    CHECK(roles::to_strings(a.node.roles) == std::vector<std::string>{"quorum"});
     CHECK_FALSE(a.write_node_file);
     CHECK(fetcher.calls.empty());
 }
@@ -101,7 +102,7 @@ TEST_CASE("the inventory answers by MAC when nothing else does", "[role_source][
     const auto a = choose_role_source(in, catalog(), fetcher);
     CHECK(a.source == RoleSource::inventory);
     CHECK(a.origin.find("52:54:00:00:00:01") != std::string::npos);
-    CHECK(a.node.roles == std::vector<std::string>{"compute"});
+    CHECK(roles::to_strings(a.node.roles) == std::vector<std::string>{"compute"});
     CHECK(a.node.hostname == "comp-1");
     REQUIRE(a.node.network);
     CHECK(a.node.network->address == "10.1.0.11/16");
@@ -141,6 +142,16 @@ TEST_CASE(
     CHECK_THROWS_WITH(
         choose_role_source(SourceInputs{"stormnode.role=db,quorum", {}, {}}, catalog(), fetcher),
         Catch::Contains("cannot share a node"));
+    CHECK_THROWS_WITH(
+        choose_role_source(SourceInputs{"stormnode.role=db:a:b", {}, {}}, catalog(), fetcher),
+        Catch::Contains("kernel argument stormnode.role=db:a:b: role 'db:a:b' has more than one ':'"));
+    CHECK_THROWS_WITH(
+        choose_role_source(SourceInputs{"stormnode.role=compute,,storage", {}, {}}, catalog(), fetcher),
+        Catch::Contains("stormnode.role=compute,,storage: role '' has no name"));
+    CHECK_THROWS_WITH(
+        choose_role_source(SourceInputs{"stormnode.role=db:multi-master", {}, {}}, catalog(), fetcher),
+        Catch::Contains(
+            "stormnode.role=db:multi-master: role 'db' has no variant 'multi-master' (variants: "));
     try {
         (void)choose_role_source(
             SourceInputs{"stormnode.inventory=http://inv/bad.yaml", {}, {"52:54:00:00:00:01"}},

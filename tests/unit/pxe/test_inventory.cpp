@@ -1,8 +1,8 @@
 // The rack inventory: defaults folded into each node, per-MAC answer files that the installer's own
 // parser reads back, and the cluster checks against the real catalog.
+#include <stormnode/catalog/catalog.hpp>
 #include <stormnode/installer/answers.hpp>
 #include <stormnode/pxe/pxe_inventory.hpp>
-#include <stormnode/catalog/catalog.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -48,7 +48,8 @@ TEST_CASE("the good rack parses with defaults folded into each node", "[pxe][inv
     CHECK(db1.mac == "52:54:00:00:00:01");
     CHECK(db1.address == "10.10.0.11");
     CHECK(db1.answers.node.hostname == "db-1");
-    CHECK(db1.answers.node.roles == std::vector<std::string>{"db"});
+    CHECK(db1.answers.node.roles.size() == 1);
+    CHECK(db1.answers.node.roles.at(0).name == "db");
     CHECK(db1.answers.node.zone == "rack-1");  // from defaults
     CHECK(db1.answers.wipe);
     REQUIRE(db1.answers.selector);
@@ -108,7 +109,9 @@ TEST_CASE(
     REQUIRE(back);
     CHECK(back->root_ssh_keys == std::vector<std::string>{key});
     CHECK(back->node.variables.at("ntp") == "10.10.0.1");
-    CHECK(back->node.variants.at("db") == "active-passive");
+    const auto* db = stormnode::roles::find_role(back->node.roles, "db");
+    REQUIRE(db != nullptr);
+    CHECK(db->variant == "active-passive");
 }
 
 TEST_CASE("external_roles satisfy depends_on and minimum members", "[pxe][inventory]") {

@@ -19,9 +19,9 @@ inline Cluster pg_pair_cluster() {
     Cluster cluster;
     cluster.name = "cloud-pg";
     cluster.members = {
-        {"pg-1", "10.0.0.1", "a", {"db:active-passive"}},
-        {"pg-2", "10.0.0.2", "b", {"db:active-passive"}},
-        {"q-1", "10.0.0.3", "c", {"quorum"}}};
+        {"pg-1", "10.0.0.1", "a", {{"db", "active-passive"}}},
+        {"pg-2", "10.0.0.2", "b", {{"db", "active-passive"}}},
+        {"q-1", "10.0.0.3", "c", {{"quorum"}}}};
     return cluster;
 }
 

@@ -1,7 +1,7 @@
 // The catalog loader, validator and resolver on a small valid catalog (tests/data/catalog/good/).
+#include <stormnode/catalog/catalog.hpp>
 #include <stormnode/common/error.hpp>
 #include <stormnode/common/temp_dir.hpp>
-#include <stormnode/catalog/catalog.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -17,6 +17,11 @@ using namespace stormnode::roles;
 using Strings = std::vector<std::string>;
 
 namespace {
+
+// Role specs as an operator writes them: "web", "store:single".
+std::vector<RoleSpec> specs(const Strings& texts) {
+    return parse_role_specs(texts);
+}
 
 const fs::path good_dir = fs::path(STORMNODE_TEST_DATA) / "catalog" / "good";
 
@@ -251,7 +256,7 @@ TEST_CASE(
     "resolve_combination merges shared units once and orders roles by depends_on",
     "[roles][catalog][resolve]") {
     const Catalog catalog = load_good();
-    const ResolvedRole node = resolve_combination(catalog, {"web", "cache", "store"});
+    const ResolvedRole node = resolve_combination(catalog, specs({"web", "cache", "store"}));
     CHECK(node.name == "store+web+cache");
     CHECK(node.variant == "store:replicated");
     // memcached.service is declared by web and cache: once, with the checks of both.
@@ -278,24 +283,24 @@ TEST_CASE(
             node.body.degraded_if_down.begin(), node.body.degraded_if_down.end(), "memcached.service") == 0);
     CHECK(node.body.packages.size() == 9);
 
-    const ResolvedRole single = resolve_combination(catalog, {"store:single", "cache"});
+    const ResolvedRole single = resolve_combination(catalog, specs({"store:single", "cache"}));
     CHECK(single.name == "store+cache");
     CHECK(single.variant == "store:single");
     CHECK(single.body.keep_disabled == Strings{"garb.service"});
 }
 
-TEST_CASE("validate_combination accepts roles that can share a node", "[roles][catalog][combination]") {
+TEST_CASE("validate_role_specs accepts roles that can share a node", "[roles][catalog][combination]") {
     const Catalog catalog = load_good();
     Diagnostics diags("--roles");
-    validate_combination(catalog, {"web", "store", "cache"}, diags);
+    validate_role_specs(catalog, specs({"web", "store", "cache"}), diags);
     INFO(diags.to_string());
     CHECK(diags.ok());
 }
 
-TEST_CASE("validate_combination refuses conflicting roles and packages", "[roles][catalog][combination]") {
+TEST_CASE("validate_role_specs refuses conflicting roles and packages", "[roles][catalog][combination]") {
     const Catalog catalog = load_good();
     Diagnostics diags("--roles");
-    validate_combination(catalog, {"store", "legacy"}, diags);
+    validate_role_specs(catalog, specs({"store", "legacy"}), diags);
     INFO(diags.to_string());
     REQUIRE(diags.items().size() == 2);
     const fs::path store = good_dir / "store.yaml";
@@ -309,20 +314,21 @@ TEST_CASE("validate_combination refuses conflicting roles and packages", "[roles
 }
 
 TEST_CASE(
-    "validate_combination reports unknown roles, variants and repeats", "[roles][catalog][combination]") {
+    "validate_role_specs reports unknown roles, variants and repeats", "[roles][catalog][combination]") {
     const Catalog catalog = load_good();
     Diagnostics diags("--roles");
-    validate_combination(catalog, {"web", "nosuch", "lb", "store:gallera", "web"}, diags);
+    validate_role_specs(catalog, specs({"web", "nosuch", "lb", "store:gallera", "web"}), diags);
     INFO(diags.to_string());
     REQUIRE(diags.items().size() == 4);
-    CHECK(diags.items()[0].to_string() == "--roles: unknown role 'nosuch'");
-    CHECK(diags.items()[1].message == "'lb' is a mixin, not a role");
-    CHECK(diags.items()[2].message == "role 'store' has no variant 'gallera'");
+    CHECK(
+        diags.items()[0].to_string() == "--roles: unknown role 'nosuch' (roles: cache, legacy, store, web)");
+    CHECK(diags.items()[1].message == "'lb' is a mixin, not a role (roles: cache, legacy, store, web)");
+    CHECK(diags.items()[2].message == "role 'store' has no variant 'gallera' (variants: replicated, single)");
     CHECK(diags.items()[3].message == "role 'web' is listed twice");
 }
 
 TEST_CASE(
-    "validate_combination: kept-disabled units and one unit from two packages",
+    "validate_role_specs: kept-disabled units and one unit from two packages",
     "[roles][catalog][combination]") {
     const TempDir dir;
     write_catalog(
@@ -348,7 +354,7 @@ TEST_CASE(
     REQUIRE(load_diags.ok());  // each role alone is fine
 
     Diagnostics disabled;
-    validate_combination(catalog, {"db", "arbiter"}, disabled);
+    validate_role_specs(catalog, specs({"db", "arbiter"}), disabled);
     REQUIRE(disabled.items().size() == 1);
     CHECK(
         disabled.items()[0].to_string() ==
@@ -356,7 +362,7 @@ TEST_CASE(
             ":4:17: role 'db' keeps unit 'garb.service' disabled, but role 'arbiter' runs it");
 
     Diagnostics packages;
-    validate_combination(catalog, {"db", "other-db"}, packages);
+    validate_role_specs(catalog, specs({"db", "other-db"}), packages);
     REQUIRE(packages.items().size() == 1);
     CHECK(
         packages.items()[0].to_string() ==
@@ -431,10 +437,11 @@ TEST_CASE(
     CHECK(catalog.find("db")->variants.contains("active-passive"));
 
     Diagnostics all_in_one("all-in-one");
-    validate_combination(catalog, {"controller", "network", "compute", "storage"}, all_in_one);
+    validate_role_specs(catalog, specs({"controller", "network", "compute", "storage"}), all_in_one);
     INFO(all_in_one.to_string());
     CHECK(all_in_one.ok());
-    const ResolvedRole node = resolve_combination(catalog, {"controller", "network", "compute", "storage"});
+    const ResolvedRole node =
+        resolve_combination(catalog, specs({"controller", "network", "compute", "storage"}));
     CHECK_FALSE(node.body.tiers.empty());
     for (const auto& name : catalog.role_names()) {
         const ResolvedRole role = resolve(catalog, name);
@@ -445,16 +452,17 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "a standalone mixin may be carried on its own: the shipped lb beside quorum", "[roles][catalog][combination]") {
+    "a standalone mixin may be carried on its own: the shipped lb beside quorum",
+    "[roles][catalog][combination]") {
     const Catalog shipped = load_valid_catalog(fs::path(STORMNODE_SOURCE_DIR) / "roles" / "catalog");
     REQUIRE(shipped.find("lb") != nullptr);
     CHECK(shipped.find("lb")->standalone);
     CHECK(shipped.find("lb")->placeable());
     Diagnostics combination("--roles quorum,lb");
-    validate_combination(shipped, {"quorum", "lb"}, combination);
+    validate_role_specs(shipped, specs({"quorum", "lb"}), combination);
     INFO(combination.to_string());
     CHECK(combination.ok());
-    const auto node = resolve_combination(shipped, {"quorum", "lb"});
+    const auto node = resolve_combination(shipped, specs({"quorum", "lb"}));
     const auto has_unit = [&](const std::string& name) {
         return std::any_of(
             node.body.units.begin(), node.body.units.end(), [&](const Unit& u) { return u.name == name; });

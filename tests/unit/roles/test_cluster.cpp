@@ -1,13 +1,12 @@
 // The cluster model: the good example, the malformed corpus in tests/data/cluster/bad/ (each <case>.yaml
 // with the diagnostics its <case>.expect lists, "file:line:col: message substring"), template data,
 // and init's secrets.
+#include "../expect_file.hpp"
+#include "cluster_fixture.hpp"
+
+#include <stormnode/cluster/cluster.hpp>
 #include <stormnode/common/error.hpp>
 #include <stormnode/common/temp_dir.hpp>
-#include <stormnode/cluster/cluster.hpp>
-
-#include "../expect_file.hpp"
-
-#include "cluster_fixture.hpp"
 
 #include <catch2/catch.hpp>
 #include <sys/stat.h>
@@ -115,9 +114,9 @@ TEST_CASE("init writes cluster.yaml and generates the secrets once, 0600", "[rol
     Cluster cluster;
     cluster.name = "dbc";
     cluster.members = {
-        {"db-1", "10.0.0.1", "a", {"db"}},
-        {"db-2", "10.0.0.2", "b", {"db"}},
-        {"q-1", "10.0.0.3", "c", {"quorum"}}};
+        {"db-1", "10.0.0.1", "a", {{"db"}}},
+        {"db-2", "10.0.0.2", "b", {{"db"}}},
+        {"q-1", "10.0.0.3", "c", {{"quorum"}}}};
     const auto made = write_new_cluster(file, cluster, catalog());
     CHECK(made.created);
     CHECK(made.added == needed_secrets(load_cluster(file, &catalog()), catalog()));
@@ -182,8 +181,13 @@ TEST_CASE(
 
     const auto update = write_new_cluster(file, cluster, catalog());
     CHECK_FALSE(update.created);
-    CHECK(update.added == std::vector<std::string>{"qnetd-ca-cert", "qnetd-client-cert", "qnetd-client-key",
-                                                   "qnetd-server-cert", "qnetd-server-key"});
+    CHECK(
+        update.added == std::vector<std::string>{
+                            "qnetd-ca-cert",
+                            "qnetd-client-cert",
+                            "qnetd-client-key",
+                            "qnetd-server-cert",
+                            "qnetd-server-key"});
     struct stat st {};
     REQUIRE(::stat(secrets_path.c_str(), &st) == 0);
     CHECK((st.st_mode & 07777) == 0600);
@@ -219,8 +223,9 @@ TEST_CASE(
     const std::string partial = read_file(secrets_path);
     CHECK_THROWS_WITH(
         write_new_cluster(file, cluster, catalog()),
-        Catch::Contains("it holds qnetd-ca-cert but not qnetd-client-cert, qnetd-client-key, qnetd-server-cert, "
-                        "qnetd-server-key") &&
+        Catch::Contains(
+            "it holds qnetd-ca-cert but not qnetd-client-cert, qnetd-client-key, qnetd-server-cert, "
+            "qnetd-server-key") &&
             Catch::Contains("remove every qnetd-* secret"));
     CHECK(read_file(secrets_path) == partial);
 }
@@ -234,15 +239,24 @@ TEST_CASE("each cluster type needs the secrets its engines use", "[roles][cluste
     };
     using Names = std::vector<std::string>;
     CHECK(
-        needed({{"db-1", "10.0.0.1", "", {"db"}}, {"db-2", "10.0.0.2", "", {"db:galera"}}, {"q-1", "10.0.0.3", "", {"quorum"}}}) ==
-        Names{"db-root-password", "galera-sst-password"});
+        needed(
+            {{"db-1", "10.0.0.1", "", {{"db"}}},
+             {"db-2", "10.0.0.2", "", {{"db", "galera"}}},
+             {"q-1", "10.0.0.3", "", {{"quorum"}}}}) == Names{"db-root-password", "galera-sst-password"});
     CHECK(
-        needed({{"pg-1", "10.0.0.1", "", {"db:active-passive"}}, {"pg-2", "10.0.0.2", "", {"db:active-passive"}},
-                {"q-1", "10.0.0.3", "", {"quorum"}}}) ==
-        Names{"corosync-authkey", "postgresql-replication-password", "qnetd-ca-cert", "qnetd-client-cert",
-              "qnetd-client-key", "qnetd-server-cert", "qnetd-server-key"});
+        needed(
+            {{"pg-1", "10.0.0.1", "", {{"db", "active-passive"}}},
+             {"pg-2", "10.0.0.2", "", {{"db", "active-passive"}}},
+             {"q-1", "10.0.0.3", "", {{"quorum"}}}}) == Names{
+                                                            "corosync-authkey",
+                                                            "postgresql-replication-password",
+                                                            "qnetd-ca-cert",
+                                                            "qnetd-client-cert",
+                                                            "qnetd-client-key",
+                                                            "qnetd-server-cert",
+                                                            "qnetd-server-key"});
     // a quorum member alone serves no qdevice client
-    CHECK(needed({{"q-1", "10.0.0.3", "", {"quorum"}}}).empty());
+    CHECK(needed({{"q-1", "10.0.0.3", "", {{"quorum"}}}}).empty());
 }
 
 TEST_CASE("init writes nothing for an invalid cluster", "[roles][cluster]") {
@@ -250,7 +264,7 @@ TEST_CASE("init writes nothing for an invalid cluster", "[roles][cluster]") {
     const auto file = dir.path() / "cluster.yaml";
     Cluster cluster;
     cluster.name = "dbc";
-    cluster.members = {{"db-1", "10.0.0.1", "", {"db"}}, {"db-2", "10.0.0.2", "", {"db"}}};
+    cluster.members = {{"db-1", "10.0.0.1", "", {{"db"}}}, {"db-2", "10.0.0.2", "", {{"db"}}}};
     CHECK_THROWS_WITH(write_new_cluster(file, cluster, catalog()), Catch::Contains("needs a quorum member"));
     CHECK_FALSE(fs::exists(file));
     CHECK_FALSE(fs::exists(dir.path() / "cluster.secrets.yaml"));

@@ -75,6 +75,61 @@ TEST_CASE("role validate --roles refuses roles that cannot share a node", "[role
     const auto unknown = stormctl({"role", "validate", good_dir, "--roles", "web,nosuch"});
     CHECK(unknown.exit_status == 2);
     CHECK(contains(unknown.err, "--roles web,nosuch: unknown role 'nosuch'"));
+
+    const auto malformed = stormctl({"role", "validate", good_dir, "--roles", "web,store:"});
+    CHECK(malformed.exit_status == 2);
+    CHECK(contains(malformed.err, "--roles web,store:: role 'store:' has an empty variant after ':'"));
+}
+
+TEST_CASE("install --role is checked against the catalog before anything is touched", "[roles][cli]") {
+    const auto bad = stormctl(
+        {"install",
+         "--catalog",
+         good_dir,
+         "--cmdline-file",
+         "/dev/null",
+         "--disk",
+         "/nonexistent/disk",
+         "--yes",
+         "--role",
+         "web",
+         "--role",
+         "nosuch",
+         "--role",
+         "store:gallera"});
+    CHECK(bad.exit_status == 2);
+    CHECK(contains(bad.err, "unknown role 'nosuch' (roles: cache, legacy, store, web)"));
+    CHECK(contains(bad.err, "role 'store' has no variant 'gallera' (variants: replicated, single)"));
+
+    const auto forbidden = stormctl(
+        {"install",
+         "--catalog",
+         good_dir,
+         "--cmdline-file",
+         "/dev/null",
+         "--disk",
+         "/nonexistent/disk",
+         "--yes",
+         "--role",
+         "store",
+         "--role",
+         "legacy"});
+    CHECK(forbidden.exit_status == 2);
+    CHECK(contains(forbidden.err, "role 'store' cannot share a node with role 'legacy'"));
+
+    const auto malformed = stormctl(
+        {"install",
+         "--catalog",
+         good_dir,
+         "--cmdline-file",
+         "/dev/null",
+         "--disk",
+         "/nonexistent/disk",
+         "--yes",
+         "--role",
+         "db:a:b"});
+    CHECK(malformed.exit_status == 2);
+    CHECK(contains(malformed.err, "role 'db:a:b' has more than one ':'"));
 }
 
 TEST_CASE("role list and role show describe the catalog", "[roles][cli]") {

@@ -2,10 +2,10 @@
 // a node.yaml and a cluster.yaml written into a temporary directory.
 #pragma once
 
-#include <stormnode/common/error.hpp>
-#include <stormnode/common/temp_dir.hpp>
 #include <stormnode/catalog/catalog.hpp>
 #include <stormnode/cluster/node_config.hpp>
+#include <stormnode/common/error.hpp>
+#include <stormnode/common/temp_dir.hpp>
 
 #include <filesystem>
 #include <string>
@@ -31,8 +31,12 @@ inline NodeConfig render_role(
         write_file_atomic(dir.path() / "cluster.yaml", cluster_yaml);
     }
     auto node = load_node_config(dir.path() / "node.yaml", dir.path() / "cluster.yaml", &catalog());
+    const std::vector<RoleSpec> roles{parse_role_spec(role)};
     render_config(
-        resolve_combination(catalog(), {role}).body.config, node, {role}, source_dir() / "roles" / "catalog" / "templates",
+        resolve_combination(catalog(), roles).body.config,
+        node,
+        roles,
+        source_dir() / "roles" / "catalog" / "templates",
         dir.path() / "root");
     return node;
 }

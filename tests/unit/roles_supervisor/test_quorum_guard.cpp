@@ -1,7 +1,7 @@
 // The quorum guard's arithmetic over the cluster model, and the guard reading the real cluster.yaml.
+#include <stormnode/cluster/quorum_guard.hpp>
 #include <stormnode/common/error.hpp>
 #include <stormnode/common/temp_dir.hpp>
-#include <stormnode/cluster/quorum_guard.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -20,14 +20,15 @@ Cluster cluster(const std::vector<MemberRoles>& members) {
     c.name = "c1";
     int host = 1;
     for (const auto& [hostname, roles] : members) {
-        c.members.push_back({hostname, "10.0.0." + std::to_string(host++), "", roles});
+        c.members.push_back({hostname, "10.0.0." + std::to_string(host++), "", parse_role_specs(roles)});
     }
     return c;
 }
 
 std::optional<std::string> refusal(
     const std::optional<Cluster>& c, std::vector<std::string> from, std::vector<std::string> to) {
-    return quorum_refusal(kQuorumRoles, c ? &*c : nullptr, "n1", from, to);
+    return quorum_refusal(
+        kQuorumRoles, c ? &*c : nullptr, "n1", parse_role_specs(from), parse_role_specs(to));
 }
 
 }  // namespace
@@ -77,20 +78,28 @@ TEST_CASE("leaving is refused when the rest would hold half of the votes or fewe
     CHECK_THAT(*two_quorum, Catch::StartsWith("leaving quorum would leave 1 of 2 quorum members (per "));
     // The pair that depends on it is named, with the engine it uses on this node.
     const auto pair = refusal(
-        cluster({{"db1", {"db:galera"}}, {"db2", {"db:galera"}}, {"n1", {"quorum"}}}), {"quorum"}, {"monitor"});
+        cluster({{"db1", {"db:galera"}}, {"db2", {"db:galera"}}, {"n1", {"quorum"}}}),
+        {"quorum"},
+        {"monitor"});
     REQUIRE(pair);
     CHECK(
-        *pair == "leaving quorum: db1 and db2 (db/galera) depend on this node's quorum role (garbd), and no other "
-                 "member carries it (per /etc/stormnode/cluster.yaml)");
+        *pair ==
+        "leaving quorum: db1 and db2 (db/galera) depend on this node's quorum role (garbd), and no other "
+        "member carries it (per /etc/stormnode/cluster.yaml)");
     const auto ap = refusal(
-        cluster({{"pg1", {"db:active-passive"}}, {"pg2", {"db:active-passive"}}, {"pg3", {"db:active-passive"}}}),
-        {"quorum"}, {"monitor"});
+        cluster(
+            {{"pg1", {"db:active-passive"}}, {"pg2", {"db:active-passive"}}, {"pg3", {"db:active-passive"}}}),
+        {"quorum"},
+        {"monitor"});
     REQUIRE(ap);
-    CHECK_THAT(*ap, Catch::StartsWith("leaving quorum: pg1, pg2 and pg3 (db/active-passive) depend on this node's "
-                                      "quorum role (corosync-qnetd)"));
+    CHECK_THAT(
+        *ap,
+        Catch::StartsWith("leaving quorum: pg1, pg2 and pg3 (db/active-passive) depend on this node's "
+                          "quorum role (corosync-qnetd)"));
     // A second quorum member keeps it: 1 of 2 is still refused (half), 2 of 3 is not.
     CHECK_FALSE(refusal(
-        cluster({{"db1", {"db:galera"}}, {"q2", {"quorum"}}, {"q3", {"quorum"}}, {"n1", {"quorum"}}}), {"quorum"},
+        cluster({{"db1", {"db:galera"}}, {"q2", {"quorum"}}, {"q3", {"quorum"}}, {"n1", {"quorum"}}}),
+        {"quorum"},
         {"monitor"}));
 }
 
@@ -117,14 +126,17 @@ TEST_CASE("the guard reads cluster.yaml with the cluster model and the catalog",
     REQUIRE(loaded);
     REQUIRE(loaded->members.size() == 3);
     // The quorum node leaving while the db pair depends on it: refused.
-    const auto why = quorum_refusal(kQuorumRoles, &*loaded, "q-1", {"quorum"}, {"monitor"});
+    const auto why = quorum_refusal(
+        kQuorumRoles, &*loaded, "q-1", parse_role_specs({"quorum"}), parse_role_specs({"monitor"}));
     REQUIRE(why);
     CHECK(
-        *why == "leaving quorum: db-1 (db) depends on this node's quorum role (garbd or corosync-qnetd); db-2 "
-                "(db/galera) depends on this node's quorum role (garbd), and no other member carries it (per " +
-                    file.string() + ")");
+        *why ==
+        "leaving quorum: db-1 (db) depends on this node's quorum role (garbd or corosync-qnetd); db-2 "
+        "(db/galera) depends on this node's quorum role (garbd), and no other member carries it (per " +
+            file.string() + ")");
     // One db member of the pair leaving: db-2 + q-1 is 2 of 3 votes, so it is allowed.
-    CHECK_FALSE(quorum_refusal(kQuorumRoles, &*loaded, "db-1", {"db"}, {"compute"}));
+    CHECK_FALSE(quorum_refusal(
+        kQuorumRoles, &*loaded, "db-1", parse_role_specs({"db"}), parse_role_specs({"compute"})));
 
     write_file_atomic(
         file,

@@ -26,11 +26,16 @@ Unit unit(const std::string& name, int port = 0) {
     return u;
 }
 
+// A role as an operator writes it: "db:galera".
+RoleSpec spec(const std::string& text) {
+    return parse_role_spec(text);
+}
+
 Plan plan_of(const std::string& role, std::vector<Unit> units, std::vector<std::vector<std::string>> tiers) {
     Plan plan;
-    plan.roles = {role};
+    plan.roles = {spec(role)};
     for (const auto& u : units) {
-        plan.role_units[role].push_back(u.name);
+        plan.role_units[spec(role)].push_back(u.name);
     }
     plan.body.units = std::move(units);
     plan.body.tiers = std::move(tiers);
@@ -43,9 +48,11 @@ enum class AgentTier { own, shared };
 Plan compute_with_agent(AgentTier tier) {
     const std::string nova = "nova-compute.service";
     const std::string agent = "ceilometer-agent-compute.service";
-    auto plan = plan_of("compute", {unit(nova, 8774), unit(agent, 8041)},
-                        tier == AgentTier::own ? std::vector<std::vector<std::string>>{{nova}, {agent}}
-                                               : std::vector<std::vector<std::string>>{{nova, agent}});
+    auto plan = plan_of(
+        "compute",
+        {unit(nova, 8774), unit(agent, 8041)},
+        tier == AgentTier::own ? std::vector<std::vector<std::string>>{{nova}, {agent}}
+                               : std::vector<std::vector<std::string>>{{nova, agent}});
     plan.body.required = {nova};
     plan.body.degraded_if_down = {agent};
     return plan;
@@ -61,8 +68,11 @@ struct Recorder final : SupervisorObserver {
     void unit_event(const std::string& u, std::string_view what, const std::string&) override {
         events.push_back(std::string(what) + " " + u);
     }
-    void switched(const std::vector<std::string>& o, const std::vector<std::string>& n, const std::string& outcome) override {
-        switches.push_back((o.empty() ? "-" : o.front()) + "->" + (n.empty() ? "-" : n.front()) + " " + outcome);
+    void switched(
+        const std::vector<RoleSpec>& o, const std::vector<RoleSpec>& n, const std::string& outcome) override {
+        switches.push_back(
+            (o.empty() ? "-" : to_string(o.front())) + "->" + (n.empty() ? "-" : to_string(n.front())) + " " +
+            outcome);
     }
 };
 
@@ -80,7 +90,8 @@ struct Fixture {
     std::unique_ptr<Supervisor> supervisor;
 
     Supervisor& make() {
-        supervisor = std::make_unique<Supervisor>(systemd, prober, clock, options, Supervisor::Renderer{}, &recorder);
+        supervisor =
+            std::make_unique<Supervisor>(systemd, prober, clock, options, Supervisor::Renderer{}, &recorder);
         return *supervisor;
     }
     [[nodiscard]] std::size_t index_of(const std::string& call) const {
@@ -96,8 +107,10 @@ TEST_CASE("a tier starts only when every check of the previous tier passes", "[s
     Fixture f;
     auto& s = f.make();
     f.prober.healthy["5672"] = false;
-    s.apply(plan_of("controller", {unit("rabbitmq-server.service", 5672), unit("keystone.service", 5000)},
-                    {{"rabbitmq-server.service"}, {"keystone.service"}}));
+    s.apply(plan_of(
+        "controller",
+        {unit("rabbitmq-server.service", 5672), unit("keystone.service", 5000)},
+        {{"rabbitmq-server.service"}, {"keystone.service"}}));
     f.clock.advance(5s);
     CHECK(f.called("start rabbitmq-server.service"));
     CHECK_FALSE(f.called("start keystone.service"));
@@ -113,34 +126,50 @@ TEST_CASE("a tier starts only when every check of the previous tier passes", "[s
     CHECK(f.recorder.states == std::vector<std::string>{"starting", "healthy"});
 }
 
-TEST_CASE("units are unmasked and enabled for this boot, and keep_disabled units masked, before tier 1", "[supervisor][unit]") {
+TEST_CASE(
+    "units are unmasked and enabled for this boot, and keep_disabled units masked, before tier 1",
+    "[supervisor][unit]") {
     Fixture f;
     auto& s = f.make();
     auto plan = plan_of("quorum", {unit("corosync-qnetd.service")}, {{"corosync-qnetd.service"}});
     plan.body.keep_disabled = {"corosync.service"};
     s.apply(plan);
     f.clock.run_due();
-    CHECK(f.systemd.calls == std::vector<std::string>{
-        "stop corosync.service", "mask corosync.service", "unmask corosync-qnetd.service",
-        "enable corosync-qnetd.service", "reload", "start corosync-qnetd.service"});
+    CHECK(
+        f.systemd.calls == std::vector<std::string>{
+                               "stop corosync.service",
+                               "mask corosync.service",
+                               "unmask corosync-qnetd.service",
+                               "enable corosync-qnetd.service",
+                               "reload",
+                               "start corosync-qnetd.service"});
     CHECK(s.state() == RoleState::healthy);
 }
 
-TEST_CASE("a tier whose checks never pass fails the role at its deadline, naming unit and check", "[supervisor][unit]") {
+TEST_CASE(
+    "a tier whose checks never pass fails the role at its deadline, naming unit and check",
+    "[supervisor][unit]") {
     Fixture f;
     auto& s = f.make();
     f.prober.healthy["3306"] = false;
-    s.apply(plan_of("db", {unit("mariadb.service", 3306), unit("memcached.service")},
-                    {{"mariadb.service"}, {"memcached.service"}}));
+    s.apply(plan_of(
+        "db",
+        {unit("mariadb.service", 3306), unit("memcached.service")},
+        {{"mariadb.service"}, {"memcached.service"}}));
     f.clock.advance(29s);
     CHECK(s.state() == RoleState::starting);
     f.clock.advance(2s);
     REQUIRE(s.state() == RoleState::failed);
-    CHECK(s.reason() == "tier 1 not healthy within 30 s: mariadb.service: check tcp 127.0.0.1:3306 failing: connection refused");
+    CHECK(
+        s.reason() ==
+        "tier 1 not healthy within 30 s: mariadb.service: check tcp 127.0.0.1:3306 failing: connection "
+        "refused");
     CHECK_FALSE(f.called("start memcached.service"));
 }
 
-TEST_CASE("a dying unit is restarted with exponential backoff and the role fails after N failures", "[supervisor][unit]") {
+TEST_CASE(
+    "a dying unit is restarted with exponential backoff and the role fails after N failures",
+    "[supervisor][unit]") {
     Fixture f;
     f.options.max_failures = 4;
     auto& s = f.make();
@@ -189,7 +218,8 @@ TEST_CASE("backoff doubles up to its cap", "[supervisor][unit]") {
         while (f.systemd.count("restart a.service") == before) {
             f.clock.advance(1ms);
         }
-        gaps.push_back(static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(f.clock.now() - last).count()));
+        gaps.push_back(static_cast<long>(
+            std::chrono::duration_cast<std::chrono::milliseconds>(f.clock.now() - last).count()));
         last = f.clock.now();
     }
     CHECK(gaps == std::vector<long>{1000, 2000, 4000, 8000, 8000, 8000});
@@ -209,11 +239,14 @@ TEST_CASE("a killed unit is restarted and the role goes degraded, then healthy a
     CHECK(f.systemd.count("restart corosync-qnetd.service") == 1);
     f.clock.advance(10ms);
     CHECK(s.state() == RoleState::healthy);
-    CHECK(f.recorder.states == std::vector<std::string>{
-        "starting", "healthy", "degraded: corosync-qnetd.service: failed (signal)", "healthy"});
+    CHECK(
+        f.recorder.states ==
+        std::vector<std::string>{
+            "starting", "healthy", "degraded: corosync-qnetd.service: failed (signal)", "healthy"});
 }
 
-TEST_CASE("a check that fails after passing restarts its unit after the configured count", "[supervisor][unit]") {
+TEST_CASE(
+    "a check that fails after passing restarts its unit after the configured count", "[supervisor][unit]") {
     Fixture f;
     f.options.probe_jitter = 0;
     auto& s = f.make();
@@ -234,12 +267,15 @@ TEST_CASE("a check that fails after passing restarts its unit after the configur
     CHECK(s.state() == RoleState::healthy);
 }
 
-TEST_CASE("a degraded-if-down unit that gives up leaves the role degraded, not failed", "[supervisor][unit]") {
+TEST_CASE(
+    "a degraded-if-down unit that gives up leaves the role degraded, not failed", "[supervisor][unit]") {
     Fixture f;
     f.options.max_failures = 1;
     auto& s = f.make();
-    auto plan = plan_of("compute", {unit("nova-compute.service"), unit("ceilometer-agent-compute.service")},
-                        {{"nova-compute.service", "ceilometer-agent-compute.service"}});
+    auto plan = plan_of(
+        "compute",
+        {unit("nova-compute.service"), unit("ceilometer-agent-compute.service")},
+        {{"nova-compute.service", "ceilometer-agent-compute.service"}});
     plan.body.required = {"nova-compute.service"};
     plan.body.degraded_if_down = {"ceilometer-agent-compute.service"};
     s.apply(plan);
@@ -253,7 +289,9 @@ TEST_CASE("a degraded-if-down unit that gives up leaves the role degraded, not f
     CHECK(s.state() == RoleState::failed);
 }
 
-TEST_CASE("an optional unit still coming up keeps the role starting, then it is healthy, never degraded", "[supervisor][unit]") {
+TEST_CASE(
+    "an optional unit still coming up keeps the role starting, then it is healthy, never degraded",
+    "[supervisor][unit]") {
     Fixture f;
     auto& s = f.make();
     f.prober.healthy["8041"] = false;  // the agent takes a while to listen
@@ -267,7 +305,9 @@ TEST_CASE("an optional unit still coming up keeps the role starting, then it is 
     CHECK(f.recorder.states == std::vector<std::string>{"starting", "healthy"});
 }
 
-TEST_CASE("an optional unit whose check never passes leaves the role degraded at the deadline, not failed", "[supervisor][unit]") {
+TEST_CASE(
+    "an optional unit whose check never passes leaves the role degraded at the deadline, not failed",
+    "[supervisor][unit]") {
     Fixture f;
     auto& s = f.make();
     f.prober.healthy["8041"] = false;
@@ -276,13 +316,18 @@ TEST_CASE("an optional unit whose check never passes leaves the role degraded at
     CHECK(s.state() == RoleState::starting);
     f.clock.advance(2s);
     REQUIRE(s.state() == RoleState::degraded);
-    CHECK(s.reason() == "ceilometer-agent-compute.service: check tcp 127.0.0.1:8041 pending (connection refused)");
+    CHECK(
+        s.reason() ==
+        "ceilometer-agent-compute.service: check tcp 127.0.0.1:8041 pending (connection refused)");
     f.prober.healthy["8041"] = true;
     f.clock.advance(10s);
     CHECK(s.state() == RoleState::healthy);
-    CHECK(f.recorder.states == std::vector<std::string>{
-        "starting", "degraded: ceilometer-agent-compute.service: check tcp 127.0.0.1:8041 pending (connection refused)",
-        "healthy"});
+    CHECK(
+        f.recorder.states == std::vector<std::string>{
+                                 "starting",
+                                 "degraded: ceilometer-agent-compute.service: check tcp 127.0.0.1:8041 "
+                                 "pending (connection refused)",
+                                 "healthy"});
 }
 
 TEST_CASE("an optional unit that dies while starting makes the role degraded at once", "[supervisor][unit]") {
@@ -317,34 +362,39 @@ TEST_CASE("active units are adopted: not restarted, same InvocationID", "[superv
     CHECK(s.state() == RoleState::healthy);
     CHECK(f.systemd.count("restart corosync-qnetd.service") == 0);
     CHECK(f.systemd.states["corosync-qnetd.service"].invocation_id == before);
-    CHECK(std::count(f.recorder.events.begin(), f.recorder.events.end(), "adopted corosync-qnetd.service") == 1);
+    CHECK(
+        std::count(f.recorder.events.begin(), f.recorder.events.end(), "adopted corosync-qnetd.service") ==
+        1);
     CHECK(s.invocation_ids() == std::map<std::string, std::string>{{"corosync-qnetd.service", before}});
 }
 
-TEST_CASE("roles applied together start a shared unit once, and switching keeps it running", "[supervisor][unit]") {
+TEST_CASE(
+    "roles applied together start a shared unit once, and switching keeps it running", "[supervisor][unit]") {
     Fixture f;
     auto& s = f.make();
-    Plan one = plan_of("controller", {unit("memcached.service"), unit("keystone.service")},
-                       {{"memcached.service"}, {"keystone.service"}});
+    Plan one = plan_of(
+        "controller",
+        {unit("memcached.service"), unit("keystone.service")},
+        {{"memcached.service"}, {"keystone.service"}});
     s.apply(one);
     f.clock.run_due();
     REQUIRE(s.state() == RoleState::healthy);
 
     Plan both = one;
-    both.roles = {"controller", "monitor"};
+    both.roles = parse_role_specs({"controller", "monitor"});
     both.body.units.push_back(unit("prometheus.service"));
     both.body.tiers[1].push_back("prometheus.service");
-    both.role_units["monitor"] = {"memcached.service", "prometheus.service"};
+    both.role_units[spec("monitor")] = {"memcached.service", "prometheus.service"};
     s.switch_to(both);
     f.clock.run_due();
     CHECK(s.state() == RoleState::healthy);
-    CHECK(f.systemd.count("start memcached.service") == 2);      // the second is a no-op job on an active unit
+    CHECK(f.systemd.count("start memcached.service") == 2);  // the second is a no-op job on an active unit
     CHECK(f.systemd.count("restart memcached.service") == 0);
     CHECK(f.systemd.count("stop memcached.service") == 0);
     CHECK(f.systemd.count("start prometheus.service") == 1);
     CHECK(f.recorder.switches == std::vector<std::string>{"controller->controller switched"});
-    CHECK(s.roles() == std::vector<std::string>{"controller", "monitor"});
-    CHECK(s.units("monitor").size() == 2);
+    CHECK(to_strings(s.roles()) == std::vector<std::string>{"controller", "monitor"});
+    CHECK(s.units(spec("monitor")).size() == 2);
 }
 
 TEST_CASE("a switch to a role that does not come up rolls back to the old one", "[supervisor][unit]") {
@@ -361,7 +411,7 @@ TEST_CASE("a switch to a role that does not come up rolls back to the old one", 
     CHECK(f.called("stop corosync-qnetd.service"));
     f.clock.advance(10s);
     CHECK(f.recorder.switches == std::vector<std::string>{"quorum->broken rolled-back"});
-    CHECK(s.roles() == std::vector<std::string>{"quorum"});
+    CHECK(to_strings(s.roles()) == std::vector<std::string>{"quorum"});
     CHECK(s.state() == RoleState::healthy);
     CHECK(f.index_of("stop broken.service") < f.systemd.calls.size());
     CHECK(f.systemd.states["corosync-qnetd.service"].active_state == "active");
@@ -371,28 +421,33 @@ TEST_CASE("a switch to a role that does not come up rolls back to the old one", 
 TEST_CASE("RestartRole restarts that role's units only, in tier order", "[supervisor][unit]") {
     Fixture f;
     auto& s = f.make();
-    Plan plan = plan_of("controller", {unit("a.service"), unit("b.service"), unit("c.service")},
-                        {{"a.service"}, {"b.service", "c.service"}});
-    plan.roles.push_back("other");
-    plan.role_units["controller"] = {"a.service", "b.service"};
-    plan.role_units["other"] = {"c.service"};
+    Plan plan = plan_of(
+        "controller",
+        {unit("a.service"), unit("b.service"), unit("c.service")},
+        {{"a.service"}, {"b.service", "c.service"}});
+    plan.roles.push_back(spec("other"));
+    plan.role_units[spec("controller")] = {"a.service", "b.service"};
+    plan.role_units[spec("other")] = {"c.service"};
     s.apply(plan);
     f.clock.run_due();
     REQUIRE(s.state() == RoleState::healthy);
-    s.restart_role("controller");
+    s.restart_role(spec("controller"));
     f.clock.run_due();
     CHECK(f.systemd.count("restart a.service") == 1);
     CHECK(f.systemd.count("restart b.service") == 1);
     CHECK(f.systemd.count("restart c.service") == 0);
     CHECK(f.index_of("restart a.service") < f.index_of("restart b.service"));
     CHECK(s.state() == RoleState::healthy);
-    CHECK_THROWS_AS(s.restart_role("compute"), stormnode::Error);
+    CHECK_THROWS_AS(s.restart_role(spec("compute")), stormnode::Error);
 }
 
 TEST_CASE("a renderer failure fails the role before any unit starts", "[supervisor][unit]") {
     Fixture f;
     f.supervisor = std::make_unique<Supervisor>(
-        f.systemd, f.prober, f.clock, f.options,
+        f.systemd,
+        f.prober,
+        f.clock,
+        f.options,
         [](const Plan&) { throw stormnode::Error(stormnode::Errc::invalid_input, "template 'x.conf': bad"); },
         &f.recorder);
     f.supervisor->apply(plan_of("r", {unit("a.service")}, {{"a.service"}}));
@@ -427,8 +482,10 @@ TEST_CASE("a restarted unit keeps the role degraded until its checks pass again"
     f.clock.advance(1s);
     CHECK(s.state() == RoleState::healthy);
     CHECK(s.reason_unit().empty());
-    CHECK(f.recorder.states == std::vector<std::string>{
-        "starting", "healthy", "degraded: testsvc-worker.service: failed (signal)", "healthy"});
+    CHECK(
+        f.recorder.states ==
+        std::vector<std::string>{
+            "starting", "healthy", "degraded: testsvc-worker.service: failed (signal)", "healthy"});
 }
 
 TEST_CASE(
@@ -489,25 +546,27 @@ TEST_CASE("RestartRole and Units take a role name without its variant", "[superv
         "db:galera",
         {unit("mariadb.service"), unit("garb.service")},
         {{"mariadb.service"}, {"garb.service"}});
-    plan.roles.push_back("dbproxy");
-    plan.role_units["db:galera"] = {"mariadb.service"};
-    plan.role_units["dbproxy"] = {"garb.service"};
+    plan.roles.push_back(spec("dbproxy"));
+    plan.role_units[spec("db:galera")] = {"mariadb.service"};
+    plan.role_units[spec("dbproxy")] = {"garb.service"};
     s.apply(plan);
     f.clock.run_due();
     REQUIRE(s.state() == RoleState::healthy);
-    CHECK(s.applied_role("db") == "db:galera");
-    CHECK(s.applied_role("db:galera") == "db:galera");
-    CHECK(s.units("db").size() == 1);
-    s.restart_role("db");
+    CHECK(to_string(s.applied_role(spec("db"))) == "db:galera");
+    CHECK(to_string(s.applied_role(spec("db:galera"))) == "db:galera");
+    CHECK(s.units(spec("db")).size() == 1);
+    s.restart_role(spec("db"));
     f.clock.run_due();
     CHECK(f.systemd.count("restart mariadb.service") == 1);
     CHECK(f.systemd.count("restart garb.service") == 0);
     // A prefix of another role's name is not that role.
-    CHECK_THROWS_AS(s.restart_role("dbp"), stormnode::Error);
-    CHECK_THROWS_AS(s.applied_role("d"), stormnode::Error);
+    CHECK_THROWS_AS(s.restart_role(spec("dbp")), stormnode::Error);
+    CHECK_THROWS_AS(s.applied_role(spec("d")), stormnode::Error);
 }
 
-TEST_CASE("an on_failure: degrade check degrades the role, never restarts, never holds a tier back", "[supervisor][unit]") {
+TEST_CASE(
+    "an on_failure: degrade check degrades the role, never restarts, never holds a tier back",
+    "[supervisor][unit]") {
     Fixture f;
     f.options.probe_jitter = 0;
     auto& s = f.make();
@@ -537,13 +596,15 @@ TEST_CASE("an on_failure: degrade check degrades the role, never restarts, never
     CHECK(std::find(f.recorder.states.begin(), f.recorder.states.end(), "failed") == f.recorder.states.end());
 }
 
-TEST_CASE("an on_failure: hold check keeps a failing unit from being restarted while it fails", "[supervisor][unit]") {
+TEST_CASE(
+    "an on_failure: hold check keeps a failing unit from being restarted while it fails",
+    "[supervisor][unit]") {
     Fixture f;
     f.options.probe_jitter = 0;
     auto& s = f.make();
     Unit db = unit("mariadb.service", 3306);  // stands for "serves in a Primary component, Synced"
     Check primary = db.checks.front();
-    primary.port = 4567;  // stands for "the engine says it is outside a Primary component"
+    primary.port = 4567;     // stands for "the engine says it is outside a Primary component"
     primary.interval = 60s;  // probed again at once when another check asks for a restart
     primary.degrade_only = true;
     primary.holds_restarts = true;
@@ -561,11 +622,16 @@ TEST_CASE("an on_failure: hold check keeps a failing unit from being restarted w
     f.clock.advance(120s);
     CHECK(f.systemd.count("restart mariadb.service") == 0);
     CHECK(s.state() == RoleState::degraded);
-    CHECK_THAT(s.reason(), Catch::StartsWith("mariadb.service: exit status 1: galera node outside a Primary "
-                                             "component (check tcp 127.0.0.1:4567)"));
-    CHECK_THAT(s.reason(), Catch::EndsWith("; restart held back: check tcp 127.0.0.1:3306 failing: connection refused"));
+    CHECK_THAT(
+        s.reason(),
+        Catch::StartsWith("mariadb.service: exit status 1: galera node outside a Primary "
+                          "component (check tcp 127.0.0.1:4567)"));
+    CHECK_THAT(
+        s.reason(),
+        Catch::EndsWith("; restart held back: check tcp 127.0.0.1:3306 failing: connection refused"));
     CHECK(s.units()[0].check_state == "held");
-    CHECK(std::count(f.recorder.events.begin(), f.recorder.events.end(), "restart-held mariadb.service") == 1);
+    CHECK(
+        std::count(f.recorder.events.begin(), f.recorder.events.end(), "restart-held mariadb.service") == 1);
 
     // The component is back but this node still does not serve: now a restart may help, and happens.
     f.prober.healthy["4567"] = true;

@@ -20,12 +20,12 @@ namespace {
 
 Plan plan_of(const std::string& role, const std::vector<std::string>& units) {
     Plan plan;
-    plan.roles = {role};
+    plan.roles = {parse_role_spec(role)};
     for (const auto& name : units) {
         Unit u;
         u.name = name;
         plan.body.units.push_back(u);
-        plan.role_units[role].push_back(name);
+        plan.role_units[plan.roles.front()].push_back(name);
     }
     plan.body.tiers = {units};
     return plan;
@@ -35,11 +35,10 @@ struct Recorder final : SupervisorObserver {
     std::vector<std::string> switches;
     std::vector<std::string> problems;
     void switched(
-        const std::vector<std::string>& o,
-        const std::vector<std::string>& n,
-        const std::string& outcome) override {
+        const std::vector<RoleSpec>& o, const std::vector<RoleSpec>& n, const std::string& outcome) override {
         switches.push_back(
-            (o.empty() ? "-" : o.front()) + "->" + (n.empty() ? "-" : n.front()) + " " + outcome);
+            (o.empty() ? "-" : to_string(o.front())) + "->" + (n.empty() ? "-" : to_string(n.front())) + " " +
+            outcome);
     }
     void problem(const std::string& what) override { problems.push_back(what); }
 };
@@ -104,7 +103,7 @@ TEST_CASE(
     REQUIRE(log.last());
     CHECK(log.last()->phase == "done");
     CHECK(log.last()->outcome == "switched");
-    CHECK(log.last()->old_roles == std::vector<std::string>{"quorum"});
+    CHECK(to_strings(log.last()->old_roles) == std::vector<std::string>{"quorum"});
     CHECK(f.recorder.problems.empty());
 }
 
@@ -127,7 +126,7 @@ TEST_CASE("a rolled-back switch ends in one outcome and a finished record", "[tr
     CHECK_THAT(phases[0], Catch::Contains("phase: rolling-back"));
     CHECK_THAT(read_file(f.record()), Catch::Contains("outcome: rolled-back"));
     CHECK_FALSE(TransactionLog(f.dir.path() / "state").unfinished());
-    CHECK(s.roles() == std::vector<std::string>{"quorum"});
+    CHECK(to_strings(s.roles()) == std::vector<std::string>{"quorum"});
 }
 
 TEST_CASE("a switch whose intent cannot be recorded changes nothing", "[transaction][unit]") {
@@ -142,7 +141,7 @@ TEST_CASE("a switch whose intent cannot be recorded changes nothing", "[transact
         Catch::Contains("recording the role switch"));
     CHECK(f.systemd.calls == calls);
     CHECK_FALSE(s.switching());
-    CHECK(s.roles() == std::vector<std::string>{"quorum"});
+    CHECK(to_strings(s.roles()) == std::vector<std::string>{"quorum"});
     CHECK(f.recorder.switches.empty());
 }
 
@@ -167,7 +166,7 @@ TEST_CASE("an unfinished switch left by a crash is rolled back to the old roles"
     CHECK(f.index_of("start corosync-qnetd.service") < f.systemd.calls.size());
     CHECK(f.systemd.states["prometheus.service"].active_state == "inactive");
     CHECK(s.state() == RoleState::healthy);
-    CHECK(s.roles() == std::vector<std::string>{"quorum"});
+    CHECK(to_strings(s.roles()) == std::vector<std::string>{"quorum"});
     CHECK(f.recorder.switches == std::vector<std::string>{"quorum->monitor rolled-back"});
     CHECK_FALSE(log.unfinished());
     CHECK(log.last()->outcome == "rolled-back");
@@ -197,4 +196,24 @@ TEST_CASE("a damaged switch record is reported with its position", "[transaction
     CHECK_THROWS_WITH(
         TransactionLog(dir.path()).unfinished(), Catch::Contains("transaction.yaml:3:1: unknown key 'phse'"));
     CHECK_FALSE(TransactionLog(dir.path() / "none").unfinished());
+}
+
+TEST_CASE(
+    "the switch record's roles are read back as role specs, a bad one at its position",
+    "[transaction][unit]") {
+    TempDir dir{"stormnode-transaction"};
+    TransactionLog log(dir.path());
+    log.begin(parse_role_specs({"db:galera", "quorum"}), parse_role_specs({"monitor"}));
+    CHECK_THAT(read_file(log.file()), Catch::Contains("old_roles: [db:galera, quorum]"));
+    const auto record = log.unfinished();
+    REQUIRE(record);
+    CHECK(record->old_roles == std::vector<RoleSpec>{{"db", "galera"}, {"quorum", ""}});
+    CHECK(record->new_roles == std::vector<RoleSpec>{{"monitor", ""}});
+
+    write_file_atomic(
+        dir.path() / "transaction.yaml",
+        "old_roles: [quorum, \"db:\"]\nnew_roles: [monitor]\nphase: stopping\n");
+    CHECK_THROWS_WITH(
+        TransactionLog(dir.path()).unfinished(),
+        Catch::Contains("transaction.yaml:1:21: role 'db:' has an empty variant"));
 }

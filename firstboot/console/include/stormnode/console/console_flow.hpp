@@ -5,6 +5,7 @@
 #pragma once
 
 #include <stormnode/catalog/catalog.hpp>
+#include <stormnode/catalog/role_spec.hpp>
 
 #include <cstdint>
 #include <optional>
@@ -37,7 +38,7 @@ struct NodeView {
     std::string image_version;
     std::string image_commit;
     std::vector<std::string> deployments;  // `ostree admin status` lines, booted first
-    std::vector<std::string> roles;
+    std::vector<roles::RoleSpec> roles;
     std::string state;   // stopped, starting, healthy, degraded, failed
     std::string reason;  // why degraded or failed
     std::vector<ConsoleUnit> units;
@@ -48,11 +49,11 @@ struct NodeView {
 // Commands the flow asks the worker to run. Those that change the node carry the root password: the
 // worker checks it first and runs nothing when it is wrong.
 struct SetRolesCommand {
-    std::vector<std::string> roles;
+    std::vector<roles::RoleSpec> roles;
     bool force = false;
 };
 struct RestartRoleCommand {
-    std::string role;
+    roles::RoleSpec role;
 };
 struct JournalCommand {
     std::string unit;
@@ -165,7 +166,9 @@ struct RoleDiff {
 };
 // Throws Error(invalid_input) for an unknown role.
 RoleDiff role_diff(
-    const roles::Catalog& catalog, const std::vector<std::string>& from, const std::vector<std::string>& to);
+    const roles::Catalog& catalog,
+    const std::vector<roles::RoleSpec>& from,
+    const std::vector<roles::RoleSpec>& to);
 
 class ConsoleFlow {
 public:
@@ -227,7 +230,7 @@ private:
     NodeView node_;
     Screen screen_ = Screen::status;
 
-    std::vector<std::string> picked_;  // role picker
+    std::vector<roles::RoleSpec> picked_;  // role picker
     bool force_ = false;
     std::string refusal_;
     std::optional<CommandBody> pending_;  // waits for the password (or a confirm)

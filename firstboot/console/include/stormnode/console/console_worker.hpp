@@ -35,8 +35,8 @@ public:
     virtual NodeView read_status() = 0;
     // Calls SetRoles and returns once storm-roled accepted it (the outcome comes as RoleSwitched).
     // Throws DbusError (Errc::refused for the quorum guard) when it is not accepted.
-    virtual void set_roles(const std::vector<std::string>& roles, bool force) = 0;
-    virtual void restart_role(const std::string& role) = 0;
+    virtual void set_roles(const std::vector<roles::RoleSpec>& roles, bool force) = 0;
+    virtual void restart_role(const roles::RoleSpec& role) = 0;
     virtual std::vector<std::string> journal(const std::string& unit) = 0;
     virtual void apply_network(const NetworkCommand& network) = 0;
     // Throws Error(not_found) when this image has no `stormctl os rollback`.
@@ -74,15 +74,15 @@ public:
     // A fresh status while a switch runs: remembers why the new roles did not come up.
     void status(const NodeView& node);
     std::optional<CommandResult> switched(
-        const std::vector<std::string>& old_roles,
-        const std::vector<std::string>& new_roles,
+        const std::vector<roles::RoleSpec>& old_roles,
+        const std::vector<roles::RoleSpec>& new_roles,
         const std::string& outcome);
     std::optional<CommandResult> daemon_gone();
     [[nodiscard]] bool waiting() const noexcept { return switching_.has_value(); }
 
 private:
     NodeBackend& backend_;
-    std::optional<std::vector<std::string>> switching_;
+    std::optional<std::vector<roles::RoleSpec>> switching_;
     std::string why_;  // the last reason seen while switching
     bool why_failed_ = false;
 };

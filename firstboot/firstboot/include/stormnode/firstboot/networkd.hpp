@@ -14,6 +14,6 @@ struct NetworkdFile {
 
 // One .network file: matched by Name= or MACAddress= (or every Ethernet link when the NIC is not
 // named), DHCP=yes or Address=/Gateway=/DNS=. No network settings at all: DHCP on every Ethernet link.
-NetworkdFile render_networkd(const std::optional<Network>& network);
+NetworkdFile render_networkd(const std::optional<roles::Network>& network);
 
 }  // namespace stormnode::firstboot

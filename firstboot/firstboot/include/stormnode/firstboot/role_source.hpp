@@ -4,9 +4,8 @@
 // "discovered" and waits for the console.
 #pragma once
 
-#include <stormnode/catalog/node_file.hpp>
-
 #include <stormnode/catalog/catalog.hpp>
+#include <stormnode/catalog/node_file.hpp>
 
 #include <map>
 #include <optional>
@@ -28,13 +27,13 @@ struct KernelArgs {
 // argument wins.
 KernelArgs parse_kernel_cmdline(std::string_view cmdline);
 
-// "db:galera,quorum" -> roles [db, quorum], variants {db: galera}; checked against the catalog.
-// Throws Error(invalid_input) naming the argument.
-void apply_role_arg(const std::string& value, const roles::Catalog& catalog, NodeFile& node);
+// "db:galera,quorum" -> roles db:galera and quorum (the node's other settings stay), checked against the
+// catalog as node.yaml's are. Throws Error(invalid_input) naming the argument.
+void apply_role_arg(const std::string& value, const roles::Catalog& catalog, roles::NodeFile& node);
 
 // The inventory: a YAML map of MAC -> node fields (hostname, roles, variants, zone, network, ...).
 // Every entry is checked (the file is the rack's, not just this node's); diagnostics name source.
-std::optional<std::map<std::string, NodeFile>> parse_inventory(
+std::optional<std::map<std::string, roles::NodeFile>> parse_inventory(
     const std::string& text, const std::string& source, const roles::Catalog& catalog, Diagnostics& diags);
 
 // Fetches an inventory; the real one is CurlFetcher (curl_fetcher.hpp), tests use their own.
@@ -46,15 +45,15 @@ public:
 };
 
 struct SourceInputs {
-    std::string cmdline;                // the kernel command line
-    std::optional<NodeFile> node_file;  // node.yaml as found on the node
-    std::vector<std::string> macs;      // this node's MAC addresses, lower case
+    std::string cmdline;                       // the kernel command line
+    std::optional<roles::NodeFile> node_file;  // node.yaml as found on the node
+    std::vector<std::string> macs;             // this node's MAC addresses, lower case
 };
 
 struct Assignment {
     RoleSource source = RoleSource::none;
     std::string origin;            // "kernel command line", the node.yaml path, the inventory URL and MAC
-    NodeFile node;                 // node.yaml's settings with the chosen source's roles (and fields) on top
+    roles::NodeFile node;          // node.yaml's settings with the chosen source's roles (and fields) on top
     bool write_node_file = false;  // node.yaml must be (re)written: it did not come from there
 };
 

@@ -14,9 +14,9 @@
 // Every problem is reported at file:line:col before anything is touched; unknown keys are errors.
 #pragma once
 
-#include <stormnode/common/yaml_diagnostics.hpp>
-#include <stormnode/catalog/node_file.hpp>
 #include <stormnode/catalog/catalog.hpp>
+#include <stormnode/catalog/node_file.hpp>
+#include <stormnode/common/yaml_diagnostics.hpp>
 
 #include <cstdint>
 #include <filesystem>
@@ -39,7 +39,7 @@ struct Answers {
     std::string disk;  // a device path, or empty when selector is set
     std::optional<DiskSelector> selector;
     bool wipe = false;
-    firstboot::NodeFile node;  // roles, variants, hostname, zone, network: becomes node.yaml
+    roles::NodeFile node;  // roles, variants, hostname, zone, network: becomes node.yaml
     std::vector<std::string> root_ssh_keys;
     std::filesystem::path cluster_file;  // empty: none; else absolute or relative to the answer file
     Diagnostic where;                    // the document, for diagnostics found later (the disk is too small)

@@ -29,15 +29,15 @@ inline constexpr std::uint64_t kEspMiB = 256;
 inline constexpr std::uint64_t kBootMiB = 768;
 
 struct InstallOptions {
-    std::string disk;                              // a path; empty: the answer file's
-    std::optional<Answers> answers;                // loaded and checked by the caller
-    std::vector<std::string> roles;                // replace the answer file's when given
-    std::string hostname;                          // replaces the answer file's when given
+    std::string disk;                    // a path; empty: the answer file's
+    std::optional<Answers> answers;      // loaded and checked by the caller
+    std::vector<roles::RoleSpec> roles;  // replace the answer file's when given (checked by the caller)
+    std::string hostname;                // replaces the answer file's when given
     std::string source_repo = kDefaultSourceRepo;  // a directory or a URL
     std::string ref;                               // empty: the only ref of the source repo
     std::filesystem::path public_key = kDefaultPublicKey;
     std::filesystem::path media_dir = kDefaultMediaDir;  // for a source repo that lists media objects
-    bool wipe = false;  // the operator confirmed that the disk is wiped
+    bool wipe = false;                                   // the operator confirmed that the disk is wiped
     std::vector<std::string> extra_kargs;
     std::string proc_cmdline;  // the running kernel's command line (console= is copied)
     SystemPaths paths;
@@ -50,10 +50,10 @@ struct InstallPlan {
     std::string commit;            // empty when the source is remote (known after the pull)
     std::uint64_t tree_bytes = 0;  // the commit's content, for the size check
     std::uint64_t min_disk_size = 0;
-    std::string public_key;  // armored
+    std::string public_key;           // armored
     std::filesystem::path media_dir;  // empty: the source repo holds every object itself
     std::vector<std::string> kargs;
-    firstboot::NodeFile node;
+    roles::NodeFile node;
     std::vector<std::string> root_ssh_keys;
     std::filesystem::path cluster_file;
 };

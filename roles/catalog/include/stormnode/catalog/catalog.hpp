@@ -2,6 +2,7 @@
 // Loaded from roles/catalog/*.yaml (installed as /usr/share/stormnode/roles/); see roles/catalog/README.md.
 #pragma once
 
+#include <stormnode/catalog/role_spec.hpp>
 #include <stormnode/common/yaml_diagnostics.hpp>
 
 #include <chrono>
@@ -75,7 +76,7 @@ struct ClusterNeeds {
     std::string peers;  // role whose members form this role's cluster ("" = none)
     int min_members = 1;
     int recommended_members = 1;
-    std::vector<std::string> depends_on;  // other roles this one needs somewhere in the cluster
+    std::vector<std::string> depends_on;      // other roles this one needs somewhere in the cluster
     std::vector<std::string> shared_secrets;  // every member of the role needs them
     // variants.<name>.cluster.shared_secrets: only the members carrying that variant need them (db's
     // Galera and PostgreSQL pairs share no secret).
@@ -111,8 +112,8 @@ struct Role {
     // kind: mixin with standalone: true: a node may also carry it as a role of its own (lb: a load
     // balancer node in front of the db role, where no controller folds it in).
     bool standalone = false;
-    std::string file;                          // the YAML file it came from
-    Diagnostic where;                          // its `name:` (or the document when that is missing)
+    std::string file;  // the YAML file it came from
+    Diagnostic where;  // its `name:` (or the document when that is missing)
     // Where each name in the lists above was written, for diagnostics found after loading. Keyed by
     // its path in the file: "mixins[0]", "conflicts[1]", "conflicts_roles[0]", "default_variant",
     // "cluster.peers", "cluster.depends_on[2]", "tiers[1][0]", "healthy_when.required[0]",
@@ -133,8 +134,10 @@ struct Catalog {
     std::map<std::string, Role> roles;  // roles, common and mixins, by name
 
     [[nodiscard]] const Role* find(const std::string& name) const;
-    [[nodiscard]] std::vector<std::string> role_names() const;  // kind == role only (no standalone mixins), sorted
-    [[nodiscard]] std::vector<std::string> placeable_names() const;  // what a node may carry: roles and standalone mixins
+    // kind == role only (no standalone mixins), sorted
+    [[nodiscard]] std::vector<std::string> role_names() const;
+    // What a node may carry: roles and standalone mixins.
+    [[nodiscard]] std::vector<std::string> placeable_names() const;
 };
 
 // A role with its variant, mixins and the common layer folded in: what a node actually runs.
@@ -154,17 +157,16 @@ Catalog load_catalog(const std::vector<std::filesystem::path>& paths, Diagnostic
 // Semantic checks across files: names, tiers, mixins, depends_on, cycles, package conflicts, ...
 void validate_catalog(const Catalog& catalog, Diagnostics& diags);
 
-// Checks that the roles can share one node (all-in-one and other combinations). Entries as for
-// resolve_combination; problems about the list itself (an unknown role) carry diags.file().
-void validate_combination(const Catalog& catalog, const std::vector<std::string>& roles, Diagnostics& diags);
+// A node's roles are checked against the catalog with validate_role_specs (role_spec.hpp).
 
 // Throws Error(invalid_input) for an unknown role or variant.
 ResolvedRole resolve(const Catalog& catalog, const std::string& role, const std::string& variant = {});
 
 // Several roles on one node: units merged so that a shared unit appears once (first tier wins).
-// Each entry is "name" (its default variant) or "name:variant". The common layer's tiers come first,
-// then each role's, ordered so that a role comes after the roles of the set it depends_on.
-ResolvedRole resolve_combination(const Catalog& catalog, const std::vector<std::string>& roles);
+// An entry without a variant runs its default one. The common layer's tiers come first, then each
+// role's, ordered so that a role comes after the roles of the set it depends_on. Throws
+// Error(invalid_input) for an unknown role or variant.
+ResolvedRole resolve_combination(const Catalog& catalog, const std::vector<RoleSpec>& roles);
 
 // Loads and validates, throwing Error(invalid_input) with every diagnostic on failure.
 Catalog load_valid_catalog(const std::filesystem::path& dir);

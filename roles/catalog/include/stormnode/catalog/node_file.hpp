@@ -1,11 +1,10 @@
 // This node's own settings, /etc/stormnode/node.yaml: written by the installer or by storm-firstboot,
 // read by storm-firstboot and storm-roled. The same fields appear in the installer's answer file and
-// in an inventory entry, so their parser is shared (parse_node_fields). It lives in the roles library so
-// that storm-roled reads node.yaml with the very parser storm-firstboot and the installer write it for;
-// the namespace stays stormnode::firstboot, where its users are.
+// in an inventory entry, so their parser is shared (parse_node_fields). It lives in the catalog library
+// so that storm-roled reads node.yaml with the very parser storm-firstboot and the installer write it for.
 //
 //   roles: [db, quorum]              # catalog role names; may be empty (the role comes later)
-//   variants: {db: galera}           # optional, per listed role
+//   variants: {db: galera}           # optional, per listed role (the two make NodeFile::roles)
 //   hostname: db-1                   # RFC 1123
 //   zone: rack-3
 //   network:                         # optional; absent: DHCP on every Ethernet link
@@ -14,12 +13,13 @@
 //     address: 10.0.0.5/24           #   static only
 //     gateway: 10.0.0.1              #   static only, inside the address's subnet
 //     dns: [10.0.0.2]                #   static only
-//   features: [local_db]             # storm-roled's keys, kept as they are
+//   features: [local_db]             # storm-roled's keys, kept as they are (the node's, not a role's)
 //   variables: {key: value}
 #pragma once
 
-#include <stormnode/common/yaml_diagnostics.hpp>
 #include <stormnode/catalog/catalog.hpp>
+#include <stormnode/catalog/role_spec.hpp>
+#include <stormnode/common/yaml_diagnostics.hpp>
 
 #include <yaml-cpp/yaml.h>
 
@@ -31,7 +31,7 @@
 #include <string_view>
 #include <vector>
 
-namespace stormnode::firstboot {
+namespace stormnode::roles {
 
 enum class AddressMode { dhcp, fixed };
 
@@ -47,16 +47,14 @@ struct Network {
 };
 
 struct NodeFile {
-    std::vector<std::string> roles;
-    std::map<std::string, std::string> variants;  // role -> variant
+    std::vector<RoleSpec> roles;  // `roles` with each one's entry of `variants`, in the listed order
     std::string hostname;
     std::string zone;
     std::optional<Network> network;
-    std::vector<std::string> features;             // storm-roled's, carried through
+    // storm-roled's, carried through. Node-wide, beside the roles and not in them: the units of any
+    // role may name a feature, and a role switch keeps them (role_spec.hpp).
+    std::vector<std::string> features;
     std::map<std::string, std::string> variables;  // storm-roled's, carried through
-
-    // "db:galera", "quorum": the entries roles::resolve_combination takes.
-    [[nodiscard]] std::vector<std::string> role_specs() const;
 
     bool operator==(const NodeFile&) const = default;
 };
@@ -67,17 +65,23 @@ inline constexpr std::string_view kNodeFilePath = "etc/stormnode/node.yaml";  //
 const std::set<std::string>& node_field_keys();
 
 // Reads roles, variants, hostname, zone, network, features and variables from a map, reporting every
-// problem at its file:line:col. With a catalog, role names, variants and their combination are
-// checked too. Unknown keys are not reported here (the caller knows what else its format allows).
-NodeFile parse_node_fields(const YAML::Node& map, const roles::Catalog* catalog, Diagnostics& diags);
+// problem at its file:line:col. With a catalog, the roles are checked with validate_role_specs too.
+// Unknown keys are not reported here (the caller knows what else its format allows).
+NodeFile parse_node_fields(const YAML::Node& map, const Catalog* catalog, Diagnostics& diags);
 std::optional<Network> parse_network(const YAML::Node& node, Diagnostics& diags);
 
 // node.yaml: a map of exactly node_field_keys(). nullopt (with diagnostics) when it is not valid.
+// parse_node_document takes the document already loaded (storm-roled keeps it for its templates);
+// diagnostics name diags.file().
+std::optional<NodeFile> parse_node_document(
+    const YAML::Node& doc, const Catalog* catalog, Diagnostics& diags);
 std::optional<NodeFile> parse_node_file(
-    const std::string& text, const std::string& file_name, const roles::Catalog* catalog, Diagnostics& diags);
+    const std::string& text, const std::string& file_name, const Catalog* catalog, Diagnostics& diags);
 std::optional<NodeFile> read_node_file(
-    const std::filesystem::path& path, const roles::Catalog* catalog, Diagnostics& diags);
+    const std::filesystem::path& path, const Catalog* catalog, Diagnostics& diags);
 
+// node.yaml's keys and values, into a map the emitter has open (an answer file embeds them).
+void emit_node_fields(YAML::Emitter& out, const NodeFile& node);
 // The YAML text of node.yaml, readable by parse_node_file (which storm-roled's load_node_config uses).
 std::string render_node_file(const NodeFile& node);
 // Writes it atomically (0644), creating the directory.
@@ -93,4 +97,4 @@ std::optional<int> cidr_prefix(std::string_view cidr);
 // Whether ip lies in the subnet of cidr (same family, same first prefix bits).
 bool in_subnet(std::string_view cidr, std::string_view ip);
 
-}  // namespace stormnode::firstboot
+}  // namespace stormnode::roles

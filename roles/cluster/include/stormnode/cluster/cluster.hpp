@@ -12,8 +12,9 @@
 //     - {name: mgmt, address: 10.0.0.10, vrrp_router_id: 51, members: [ctl-1, ctl-2]}
 #pragma once
 
-#include <stormnode/common/yaml_diagnostics.hpp>
 #include <stormnode/catalog/catalog.hpp>
+#include <stormnode/catalog/role_spec.hpp>
+#include <stormnode/common/yaml_diagnostics.hpp>
 
 #include <yaml-cpp/yaml.h>
 
@@ -28,10 +29,10 @@ namespace stormnode::roles {
 struct ClusterMember {
     std::string hostname;
     std::string address;
-    std::string zone;                // "" when the cluster gives no zones
-    std::vector<std::string> roles;  // as written: "db" or "db:galera"
+    std::string zone;             // "" when the cluster gives no zones
+    std::vector<RoleSpec> roles;  // written "db" or "db:galera"
 
-    [[nodiscard]] bool carries(const std::string& role) const;  // by base name: "db" matches "db:galera"
+    [[nodiscard]] bool carries(const std::string& role) const;  // by name: "db" matches db:galera
 };
 
 struct Vip {
@@ -74,8 +75,8 @@ void check_cluster_secrets(const Cluster& cluster, const Catalog& catalog, Diagn
 std::map<std::string, std::string> load_cluster_secrets(const Cluster& cluster);
 
 // What config templates see as `cluster`: name, vip and vrrp_router_id (of the VIP named mgmt, else
-// the first), vips.<name>.address, members (all) and members.<role> lists of {hostname, address, zone, nodeid},
-// galera_nodes (the db members' addresses joined with commas), galera_members (those and the quorum
+// the first), vips.<name>.address, members (all) and members.<role> lists of {hostname, address, zone,
+// nodeid}, galera_nodes (the db members' addresses joined with commas), galera_members (those and the quorum
 // members' garbd: every Galera member), galera.backends (the Galera db members as HAProxy backends:
 // {hostname, address}, and backup: "backup" on all but the first; no galera key without them).
 YAML::Node cluster_template_data(const Cluster& cluster);
@@ -93,6 +94,7 @@ struct SecretsUpdate {
 // file keeps every value it holds; the needed secrets it lacks (a newer version's) are added and the
 // file rewritten atomically, 0600; with none lacking it is not touched. Throws Error when the file
 // cannot be read as a map of strings, or holds part of the qnetd material only (its CA key is gone).
-SecretsUpdate write_new_cluster(const std::filesystem::path& cluster_yaml, Cluster cluster, const Catalog& catalog);
+SecretsUpdate write_new_cluster(
+    const std::filesystem::path& cluster_yaml, Cluster cluster, const Catalog& catalog);
 
 }  // namespace stormnode::roles

@@ -26,7 +26,7 @@ std::optional<std::string> quorum_refusal(
     const std::set<std::string>& quorum_roles,
     const Cluster* cluster,  // nullptr: there is no cluster.yaml
     const std::string& hostname,
-    const std::vector<std::string>& old_roles,
-    const std::vector<std::string>& new_roles);
+    const std::vector<RoleSpec>& old_roles,
+    const std::vector<RoleSpec>& new_roles);
 
 }  // namespace stormnode::roles

@@ -14,20 +14,29 @@ namespace stormnode::roles {
 
 struct DaemonOptions {
     std::filesystem::path config = "/etc/stormnode/node.yaml";
-    std::filesystem::path cluster;          // default: cluster.yaml beside config
-    std::filesystem::path catalog_dir;      // default: default_catalog_dir()
-    std::filesystem::path templates_dir;    // default: templates/ in the catalog directory
+    std::filesystem::path cluster;        // default: cluster.yaml beside config
+    std::filesystem::path catalog_dir;    // default: default_catalog_dir()
+    std::filesystem::path templates_dir;  // default: templates/ in the catalog directory
     std::filesystem::path state_dir = "/var/lib/stormnode";
     std::filesystem::path config_root = "/";  // where rendered config files go (tests: a temp dir)
-    std::string bus = "system";             // system, user, or a D-Bus address
+    std::string bus = "system";               // system, user, or a D-Bus address
     SupervisorOptions supervisor;
 };
+
+// What storm-roled reads when it starts: the catalog, then node.yaml (read once, its roles checked
+// against the catalog) and cluster.yaml. Throws Error(invalid_input) naming file:line:col for bad input.
+struct DaemonInputs {
+    Catalog catalog;
+    NodeConfig node;  // empty when node.yaml does not exist (the roles come with SetRoles)
+};
+DaemonInputs load_daemon_inputs(const DaemonOptions& options);
 
 // Everything of the daemon but its process concerns (signals, sd_notify READY): tests run it on their
 // own event loop and bus.
 class Daemon final : public SupervisorObserver {
 public:
-    Daemon(sd_event* event, sd_bus* bus, DaemonOptions options);
+    Daemon(sd_event* event, sd_bus* bus, DaemonOptions options);  // loads its inputs itself
+    Daemon(sd_event* event, sd_bus* bus, DaemonOptions options, DaemonInputs inputs);
     Daemon(const Daemon&) = delete;
     Daemon& operator=(const Daemon&) = delete;
     Daemon(Daemon&&) = delete;
@@ -42,16 +51,21 @@ public:
     void state_changed(RoleState state, const std::string& reason) override;
     void units_changed() override;
     void unit_event(const std::string& unit, std::string_view what, const std::string& detail) override;
-    void switched(const std::vector<std::string>& old_roles, const std::vector<std::string>& new_roles,
-                  const std::string& outcome) override;
+    void switched(
+        const std::vector<RoleSpec>& old_roles,
+        const std::vector<RoleSpec>& new_roles,
+        const std::string& outcome) override;
     void problem(const std::string& what) override;
 
 private:
-    [[nodiscard]] Plan make_plan(const std::vector<std::string>& roles) const;
+    // Roles that did not come from node.yaml (which was checked as it was read): SetRoles and our own
+    // records, written by an older catalog perhaps. Throws Error(invalid_input) with every problem.
+    void check_roles(const std::vector<RoleSpec>& roles) const;
+    [[nodiscard]] Plan make_plan(const std::vector<RoleSpec>& roles) const;
     void write_state() const;
     // The quorum guard over cluster.yaml (read at each switch: membership changes while we run).
     void check_quorum(
-        const std::vector<std::string>& old_roles, const std::vector<std::string>& new_roles, bool force) const;
+        const std::vector<RoleSpec>& old_roles, const std::vector<RoleSpec>& new_roles, bool force) const;
     // The active-passive db pair's configuring member loads Pacemaker's resources once its role is up
     // (corosync's check passing means quorate); a failure is retried (pacemaker may still be electing).
     void configure_pacemaker_when_ready();
@@ -60,7 +74,7 @@ private:
     DaemonOptions options_;
     NodeConfig node_;
     std::string hostname_;
-    std::vector<std::string> config_roles_;   // node.yaml's roles when the daemon started
+    std::vector<RoleSpec> config_roles_;  // node.yaml's roles when the daemon started
     std::map<std::string, std::string> previous_invocations_;
     std::unique_ptr<struct CatalogHolder> catalog_;
     SdEventClock clock_;

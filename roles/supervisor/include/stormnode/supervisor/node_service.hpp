@@ -14,30 +14,35 @@
 
 namespace stormnode::roles {
 
+// Roles cross the bus as text ("db:galera"): they are parsed into RoleSpecs as a call comes in and
+// written back as a property or signal goes out, nowhere else.
 class NodeService {
 public:
     // Builds the plan for a set of roles; throws Error(invalid_input) for unknown or incompatible roles.
-    using PlanMaker = std::function<Plan(const std::vector<std::string>&)>;
+    using PlanMaker = std::function<Plan(const std::vector<RoleSpec>&)>;
     // Checks a switch before it begins (the quorum guard); throws Error(refused) to refuse it.
     using SwitchGuard = std::function<void(
-        const std::vector<std::string>& old_roles, const std::vector<std::string>& new_roles, bool force)>;
+        const std::vector<RoleSpec>& old_roles, const std::vector<RoleSpec>& new_roles, bool force)>;
     struct Image {
         std::string commit;
         std::string version;
     };
 
-    NodeService(sd_bus* bus, Supervisor& supervisor, PlanMaker make_plan, Image image, SwitchGuard guard = {});
+    NodeService(
+        sd_bus* bus, Supervisor& supervisor, PlanMaker make_plan, Image image, SwitchGuard guard = {});
 
     // The daemon forwards the supervisor's observer calls here.
     void state_changed();
     void units_changed();
-    void roles_switched(const std::vector<std::string>& old_roles, const std::vector<std::string>& new_roles,
-                        const std::string& outcome);
+    void roles_switched(
+        const std::vector<RoleSpec>& old_roles,
+        const std::vector<RoleSpec>& new_roles,
+        const std::string& outcome);
 
     // Internal, for the vtable callbacks.
     [[nodiscard]] Supervisor& supervisor() noexcept { return supervisor_; }
     [[nodiscard]] const Image& image() const noexcept { return image_; }
-    void set_roles(const std::vector<std::string>& roles, bool force);
+    void set_roles(const std::vector<RoleSpec>& roles, bool force);
 
 private:
     sd_bus* bus_;

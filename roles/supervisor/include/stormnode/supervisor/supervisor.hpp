@@ -4,6 +4,7 @@
 #pragma once
 
 #include <stormnode/catalog/catalog.hpp>
+#include <stormnode/catalog/role_spec.hpp>
 #include <stormnode/supervisor/clock.hpp>
 #include <stormnode/supervisor/prober.hpp>
 #include <stormnode/supervisor/systemd_manager.hpp>
@@ -16,6 +17,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <random>
 #include <set>
 #include <string>
@@ -29,30 +31,30 @@ std::string_view to_string(RoleState state);
 struct SupervisorOptions {
     std::chrono::milliseconds backoff_initial{1000};
     std::chrono::milliseconds backoff_max{60000};
-    int max_failures = 5;                              // failures of one unit within the window: give up
+    int max_failures = 5;  // failures of one unit within the window: give up
     std::chrono::milliseconds failure_window{300000};
-    std::chrono::milliseconds tier_deadline{180000};   // a tier's checks must pass within this
-    int check_failures_before_restart = 3;             // consecutive failed probes of a running unit
-    double probe_jitter = 0.1;                         // probes every interval +- this fraction
-    std::uint32_t seed = 0;                            // 0: random
-    bool enable_units = true;                          // unmask + enable (runtime) before starting
-    std::filesystem::path state_dir;                   // transaction.yaml goes here; empty: not recorded
+    std::chrono::milliseconds tier_deadline{180000};  // a tier's checks must pass within this
+    int check_failures_before_restart = 3;            // consecutive failed probes of a running unit
+    double probe_jitter = 0.1;                        // probes every interval +- this fraction
+    std::uint32_t seed = 0;                           // 0: random
+    bool enable_units = true;                         // unmask + enable (runtime) before starting
+    std::filesystem::path state_dir;                  // transaction.yaml goes here; empty: not recorded
 };
 
 // What to run: the roles' merged body (resolve_combination) and which units each role brings.
 struct Plan {
-    std::vector<std::string> roles;
+    std::vector<RoleSpec> roles;
     RoleBody body;
-    std::map<std::string, std::vector<std::string>> role_units;
-    std::set<std::string> features;                    // units with a feature outside this set are skipped
+    std::map<RoleSpec, std::vector<std::string>> role_units;
+    std::set<std::string> features;  // units with a feature outside this set are skipped
 };
 
 struct UnitStatus {
     std::string unit;
-    std::string active_state;   // systemd's ActiveState ("unknown" until known)
-    std::string check_state;    // pending, passing, failing, waiting (for a restart), gave-up, stopped,
-                                // held (a restart held back by a failing on_failure: hold check)
-    std::uint32_t restarts = 0; // systemd's NRestarts plus the supervisor's own restarts
+    std::string active_state;    // systemd's ActiveState ("unknown" until known)
+    std::string check_state;     // pending, passing, failing, waiting (for a restart), gave-up, stopped,
+                                 // held (a restart held back by a failing on_failure: hold check)
+    std::uint32_t restarts = 0;  // systemd's NRestarts plus the supervisor's own restarts
     bool operator==(const UnitStatus&) const = default;
 };
 
@@ -69,10 +71,12 @@ public:
     virtual void state_changed(RoleState /*state*/, const std::string& /*reason*/) {}
     virtual void units_changed() {}
     // Milestones of one unit: "adopted", "started", "died", "check-failing", "restarting", "gave-up".
-    virtual void unit_event(const std::string& /*unit*/, std::string_view /*what*/, const std::string& /*detail*/) {}
+    virtual void unit_event(
+        const std::string& /*unit*/, std::string_view /*what*/, const std::string& /*detail*/) {}
     // outcome: "switched", "rolled-back", "failed"
     virtual void switched(
-        const std::vector<std::string>& /*old_roles*/, const std::vector<std::string>& /*new_roles*/,
+        const std::vector<RoleSpec>& /*old_roles*/,
+        const std::vector<RoleSpec>& /*new_roles*/,
         const std::string& /*outcome*/) {}
     // Something went wrong that changes nothing now but needs an operator's eye (the transaction record
     // could not be updated).
@@ -85,8 +89,12 @@ public:
     using Renderer = std::function<void(const Plan&)>;
 
     Supervisor(
-        SystemdManager& systemd, Prober& prober, Clock& clock, SupervisorOptions options = {},
-        Renderer renderer = {}, SupervisorObserver* observer = nullptr);
+        SystemdManager& systemd,
+        Prober& prober,
+        Clock& clock,
+        SupervisorOptions options = {},
+        Renderer renderer = {},
+        SupervisorObserver* observer = nullptr);
     Supervisor(const Supervisor&) = delete;
     Supervisor& operator=(const Supervisor&) = delete;
     Supervisor(Supervisor&&) = delete;
@@ -107,19 +115,19 @@ public:
     void recover(const SwitchRecord& record, Plan old_plan, const Plan& new_plan);
     // Restarts the units a role brings, tier by tier, and forgets their failures. Throws
     // Error(not_found) for a role that is not applied.
-    void restart_role(const std::string& role);
-    // The applied entry a role name means: "db" or "db:galera" both find a role applied as "db:galera".
+    void restart_role(const RoleSpec& role);
+    // The applied entry a role means: db (no variant) or db:galera both find a role applied as db:galera.
     // Throws Error(not_found) for a role that is not applied.
-    [[nodiscard]] const std::string& applied_role(const std::string& role) const;
+    [[nodiscard]] const RoleSpec& applied_role(const RoleSpec& role) const;
 
     [[nodiscard]] RoleState state() const noexcept { return state_; }
     [[nodiscard]] const std::string& reason() const noexcept { return reason_; }
     // The unit reason() is about ("" when it is about none, e.g. a template that does not render).
     [[nodiscard]] const std::string& reason_unit() const noexcept { return reason_unit_; }
-    [[nodiscard]] const std::vector<std::string>& roles() const noexcept { return plan_.roles; }
+    [[nodiscard]] const std::vector<RoleSpec>& roles() const noexcept { return plan_.roles; }
     [[nodiscard]] bool switching() const noexcept { return switch_ != nullptr; }
-    // The units of one role ("" for all; a name without its variant will do), in tier order.
-    [[nodiscard]] std::vector<UnitStatus> units(const std::string& role = {}) const;
+    // The units of one role (nullopt for all; a role without its variant will do), in tier order.
+    [[nodiscard]] std::vector<UnitStatus> units(const std::optional<RoleSpec>& role = std::nullopt) const;
     // InvocationID of every active unit (for the state file).
     [[nodiscard]] std::map<std::string, std::string> invocation_ids() const;
 
@@ -164,7 +172,7 @@ private:
 
     Plan plan_;
     std::map<std::string, std::unique_ptr<Tracked>> units_;
-    std::vector<std::vector<std::string>> tiers_;   // plan tiers, filtered to units that are tracked
+    std::vector<std::vector<std::string>> tiers_;  // plan tiers, filtered to units that are tracked
     std::set<std::string> force_restart_;
     std::uint64_t generation_ = 0;
     std::uint64_t job_seq_ = 0;
@@ -175,7 +183,7 @@ private:
     std::unique_ptr<Clock::Timer> settle_deadline_;
     bool settle_waived_ = false;
     std::unique_ptr<Switch> switch_;
-    std::unique_ptr<TransactionLog> transactions_;   // null without a state_dir
+    std::unique_ptr<TransactionLog> transactions_;  // null without a state_dir
     RoleState state_ = RoleState::stopped;
     std::string reason_;
     std::string reason_unit_;

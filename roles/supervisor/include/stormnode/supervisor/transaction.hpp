@@ -3,6 +3,8 @@
 // unfinished tells the next storm-roled which roles to go back to.
 #pragma once
 
+#include <stormnode/catalog/role_spec.hpp>
+
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -12,8 +14,8 @@
 namespace stormnode::roles {
 
 struct SwitchRecord {
-    std::vector<std::string> old_roles;
-    std::vector<std::string> new_roles;
+    std::vector<RoleSpec> old_roles;  // written as "name" or "name:variant"
+    std::vector<RoleSpec> new_roles;
     std::string started_at;  // UTC, ISO 8601 (for people: recovery does not depend on it)
     std::string phase;       // recorded, stopping, starting, rolling-back, done
     std::string outcome;     // when done: switched, rolled-back or failed
@@ -29,7 +31,7 @@ public:
     [[nodiscard]] std::filesystem::path file() const { return dir_ / "transaction.yaml"; }
 
     // Records the intent (phase "recorded"). Throws Error(io) when it cannot: then nothing may change.
-    void begin(const std::vector<std::string>& old_roles, const std::vector<std::string>& new_roles);
+    void begin(const std::vector<RoleSpec>& old_roles, const std::vector<RoleSpec>& new_roles);
     // Takes over a record a previous run left unfinished (to roll it back).
     void resume(const SwitchRecord& record);
     // Each throws Error(io) when the file cannot be written.
