@@ -104,6 +104,11 @@ std::optional<YAML::Node> load_yaml_file(const std::filesystem::path& path, Diag
 }
 
 namespace yaml {
+
+YAML::Node value_of(const YAML::Node& map, const char* key) {
+    const YAML::Node& const_map = map;
+    return const_map[key];
+}
 namespace {
 
 std::optional<YAML::Node> field(const YAML::Node& map, const char* key) {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <stormnode/catalog/role_spec.hpp>
+#include <stormnode/common/strings.hpp>
 
 #include <string>
 #include <vector>
@@ -21,11 +22,7 @@ inline std::string joined(
     const std::vector<std::string>& items,
     const std::string& separator = ", ",
     const std::string& empty = "") {
-    std::string text;
-    for (const auto& item : items) {
-        text += (text.empty() ? "" : separator) + item;
-    }
-    return text.empty() ? empty : text;
+    return items.empty() ? empty : join(items, separator);
 }
 
 // Roles as storm-roled shows them: "db:galera, quorum".

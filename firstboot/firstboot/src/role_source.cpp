@@ -1,40 +1,13 @@
 #include "stormnode/firstboot/role_source.hpp"
 
 #include <stormnode/common/error.hpp>
+#include <stormnode/common/kernel_cmdline.hpp>
 
 #include <algorithm>
 #include <cctype>
 
 namespace stormnode::firstboot {
 namespace {
-
-std::vector<std::string> split_cmdline(std::string_view text) {
-    std::vector<std::string> args;
-    std::string current;
-    bool quoted = false;
-    bool in_arg = false;
-    for (const char c : text) {
-        if (c == '"') {
-            quoted = !quoted;
-            in_arg = true;
-            continue;
-        }
-        if (!quoted && std::isspace(static_cast<unsigned char>(c)) != 0) {
-            if (in_arg) {
-                args.push_back(std::move(current));
-                current.clear();
-                in_arg = false;
-            }
-            continue;
-        }
-        current += c;
-        in_arg = true;
-    }
-    if (in_arg) {
-        args.push_back(std::move(current));
-    }
-    return args;
-}
 
 // The inventory entry's fields over node.yaml's: what the rack's inventory says wins, what it
 // leaves out stays.
@@ -73,19 +46,19 @@ std::string_view to_string(RoleSource source) {
     return "none";
 }
 
-KernelArgs parse_kernel_cmdline(std::string_view cmdline) {
+KernelArgs parse_role_args(std::string_view cmdline) {
     KernelArgs args;
-    for (const auto& arg : split_cmdline(cmdline)) {
-        const auto eq = arg.find('=');
-        if (eq == std::string::npos) {
-            continue;
+    // The last one with a value wins; an empty value takes back an earlier one ("no role").
+    const auto last_value = [](std::optional<std::string>& into, const KernelArg& arg) {
+        if (arg.value) {
+            into = arg.value->empty() ? std::nullopt : arg.value;
         }
-        const auto key = arg.substr(0, eq);
-        auto value = arg.substr(eq + 1);
-        if (key == "stormnode.role") {
-            args.roles = value.empty() ? std::nullopt : std::optional<std::string>(std::move(value));
-        } else if (key == "stormnode.inventory") {
-            args.inventory = value.empty() ? std::nullopt : std::optional<std::string>(std::move(value));
+    };
+    for (const KernelArg& arg : parse_kernel_cmdline(cmdline)) {
+        if (kernel_arg_key_equal(arg.key, "stormnode.role")) {
+            last_value(args.roles, arg);
+        } else if (kernel_arg_key_equal(arg.key, "stormnode.inventory")) {
+            last_value(args.inventory, arg);
         }
     }
     return args;
@@ -145,7 +118,7 @@ std::optional<std::map<std::string, roles::NodeFile>> parse_inventory(
 }
 
 Assignment choose_role_source(const SourceInputs& inputs, const roles::Catalog& catalog, Fetcher& fetcher) {
-    const KernelArgs args = parse_kernel_cmdline(inputs.cmdline);
+    const KernelArgs args = parse_role_args(inputs.cmdline);
     Assignment result;
     result.node = inputs.node_file.value_or(roles::NodeFile{});
 

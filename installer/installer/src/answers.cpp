@@ -12,10 +12,7 @@
 namespace stormnode::installer {
 namespace {
 
-YAML::Node value_of(const YAML::Node& map, const char* key) {
-    const YAML::Node& const_map = map;
-    return const_map[key];  // const access: never inserts
-}
+using yaml::value_of;
 
 std::optional<std::vector<unsigned char>> decode_base64(std::string_view text) {
     static constexpr std::string_view kAlphabet =

@@ -1,5 +1,6 @@
 #include "stormnode/pxe/pxe_inventory.hpp"
 
+#include <stormnode/common/strings.hpp>
 #include <stormnode/catalog/node_file.hpp>
 
 #include <arpa/inet.h>
@@ -15,18 +16,7 @@ namespace {
 using roles::in_subnet;
 using roles::normalize_mac;
 
-YAML::Node value_of(const YAML::Node& map, const char* key) {
-    const YAML::Node& const_map = map;
-    return const_map[key];  // const access: never inserts
-}
-
-std::string joined(const std::vector<std::string>& items) {
-    std::string text;
-    for (const auto& item : items) {
-        text += text.empty() ? item : ", " + item;
-    }
-    return text;
-}
+using yaml::value_of;
 
 std::string at_line(const Diagnostic& d) {
     return "line " + std::to_string(d.line);
@@ -410,7 +400,7 @@ std::optional<Inventory> parse_inventory(
                 if (item.IsScalar() && (role == nullptr || !role->placeable())) {
                     local.error(
                         item,
-                        "unknown role '" + item.Scalar() + "' (roles: " + joined(catalog.placeable_names()) +
+                        "unknown role '" + item.Scalar() + "' (roles: " + join(catalog.placeable_names(), ", ") +
                             ")");
                 }
             }

@@ -135,14 +135,6 @@ bool has_unit_suffix(const std::string& unit) {
     });
 }
 
-std::string join(const std::vector<std::string>& items, const std::string& separator) {
-    std::string text;
-    for (const auto& item : items) {
-        text += text.empty() ? item : separator + item;
-    }
-    return text;
-}
-
 const Role* common_of(const Catalog& catalog) {
     for (const auto& [name, role] : catalog.roles) {
         if (role.kind == RoleKind::common) {

@@ -13,7 +13,6 @@ bool has_unit_suffix(const std::string& unit);
 const std::vector<std::string>& unit_suffixes();
 
 // "a, b, c"
-std::string join(const std::vector<std::string>& items, const std::string& separator = ", ");
 
 // One layer of what a node runs for a role, with the key prefix its locations are recorded under.
 struct Layer {

@@ -3,6 +3,7 @@
 #include "stormnode/catalog/catalog.hpp"
 
 #include <stormnode/common/yaml_diagnostics.hpp>
+#include <stormnode/common/strings.hpp>
 
 #include <yaml-cpp/yaml.h>
 
@@ -238,7 +239,7 @@ private:
                 diags_->error(
                     kv.first,
                     "unknown key '" + key +
-                        "' (known: " + detail::join({check_keys.begin(), check_keys.end()}) + ")");
+                        "' (known: " + join(check_keys, ", ") + ")");
             } else if (
                 it != check_types.end() && key != "type" && key != "interval" && key != "timeout" &&
                 key != "on_failure" && !it->second.second.contains(key)) {
@@ -383,7 +384,7 @@ private:
                 diags_->error(
                     child(node, "generator"),
                     "unknown generator '" + *generator +
-                        "' (known: " + detail::join({known.begin(), known.end()}) + ")");
+                        "' (known: " + join(known, ", ") + ")");
             }
             if (const auto owner = yaml::optional_string(node, "owner", *diags_)) {
                 state.owner = *owner;

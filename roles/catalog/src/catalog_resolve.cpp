@@ -3,6 +3,7 @@
 #include "stormnode/catalog/catalog.hpp"
 
 #include <stormnode/common/error.hpp>
+#include <stormnode/common/strings.hpp>
 
 #include <algorithm>
 #include <set>
@@ -103,7 +104,7 @@ std::pair<const Role*, std::string> lookup(
         throw Error(
             Errc::invalid_input,
             "role '" + name + "' has no variant '" + variant + "'" +
-                (names.empty() ? std::string(" (it has none)") : " (variants: " + detail::join(names) + ")"));
+                (names.empty() ? std::string(" (it has none)") : " (variants: " + join(names, ", ") + ")"));
     }
     return {role, variant};
 }
@@ -162,8 +163,8 @@ ResolvedRole resolve_combination(const Catalog& catalog, const std::vector<RoleS
             folder.fold(*layer.body);  // the common layer folds in once: its units and tiers are placed
         }
     }
-    result.name = detail::join(names, "+");
-    result.variant = detail::join(variants, ",");
+    result.name = join(names, "+");
+    result.variant = join(variants, ",");
     result.body = std::move(folder).finish();
     return result;
 }

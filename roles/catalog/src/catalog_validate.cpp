@@ -3,6 +3,8 @@
 #include "stormnode/catalog/catalog.hpp"
 #include "stormnode/catalog/role_spec.hpp"
 
+#include <stormnode/common/strings.hpp>
+
 #include <deque>
 #include <map>
 #include <set>
@@ -10,7 +12,6 @@
 namespace stormnode::roles {
 namespace {
 
-using detail::join;
 
 // Reports each problem once: the same mistake in a role's body is seen through every variant.
 class Collector {
@@ -238,12 +239,12 @@ void check_variants(const Role& role, Collector& out) {
     if (role.default_variant.empty()) {
         out.error(
             role.where,
-            "role '" + role.name + "' has variants (" + join(names) + ") but no 'default_variant'");
+            "role '" + role.name + "' has variants (" + join(names, ", ") + ") but no 'default_variant'");
     } else if (!role.variants.contains(role.default_variant)) {
         out.error(
             role.at("default_variant"),
             "'default_variant' names unknown variant '" + role.default_variant +
-                "' (variants: " + join(names) + ")");
+                "' (variants: " + join(names, ", ") + ")");
     }
 }
 
@@ -464,7 +465,7 @@ void validate_role_specs(
                 role == nullptr
                     ? "unknown role '" + spec.name + "'"
                     : "'" + spec.name + "' is a " + std::string(kind_name(role->kind)) + ", not a role";
-            entry_error(names_at, i, what + " (roles: " + join(catalog.placeable_names()) + ")");
+            entry_error(names_at, i, what + " (roles: " + join(catalog.placeable_names(), ", ") + ")");
             usable = false;
             continue;
         }
@@ -474,7 +475,7 @@ void validate_role_specs(
                 variants_at,
                 i,
                 no_such_variant(spec.name, spec.variant) +
-                    (known.empty() ? std::string(" (it has none)") : " (variants: " + join(known) + ")"));
+                    (known.empty() ? std::string(" (it has none)") : " (variants: " + join(known, ", ") + ")"));
             usable = false;
             continue;
         }

@@ -25,10 +25,7 @@ std::optional<YAML::Node> key_of(const YAML::Node& map, const std::string& key) 
     return std::nullopt;
 }
 
-YAML::Node value_of(const YAML::Node& map, const char* key) {
-    const YAML::Node& const_map = map;
-    return const_map[key];  // const access: never inserts
-}
+using yaml::value_of;
 
 bool valid_interface_name(std::string_view name) {
     // The kernel's rule (dev_valid_name): 1..15 bytes, no '/', ':' or white space, not "." or "..".

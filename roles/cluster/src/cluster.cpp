@@ -5,6 +5,7 @@
 #include <stormnode/common/error.hpp>
 #include <stormnode/common/random.hpp>
 #include <stormnode/common/temp_dir.hpp>
+#include <stormnode/common/strings.hpp>
 
 #include <sys/stat.h>
 
@@ -18,18 +19,7 @@
 namespace stormnode::roles {
 namespace {
 
-YAML::Node value_of(const YAML::Node& map, const char* key) {
-    const YAML::Node& const_map = map;
-    return const_map[key];  // const access: never inserts
-}
-
-std::string joined(const std::vector<std::string>& items, const std::string& separator = ", ") {
-    std::string text;
-    for (const auto& item : items) {
-        text += text.empty() ? item : separator + item;
-    }
-    return text;
-}
+using yaml::value_of;
 
 bool valid_name(const std::string& name) {
     return !name.empty() && name.size() <= 64 && std::all_of(name.begin(), name.end(), [](char c) {
@@ -99,7 +89,7 @@ void check_shape(
                 last_roles,
                 "role '" + name + "' needs at least " + std::to_string(role.cluster.min_members) +
                     " members, this cluster has " + std::to_string(carriers.size()) + " (" +
-                    joined(hostnames) + ")");
+                    join(hostnames, ", ") + ")");
         }
         const bool needs_quorum =
             std::find(role.cluster.depends_on.begin(), role.cluster.depends_on.end(), "quorum") !=
@@ -108,7 +98,7 @@ void check_shape(
         if (needs_quorum && carriers.size() == 2 && quorum.empty()) {
             diags.error_at(
                 last_roles,
-                "a " + name + " cluster of two (" + joined(hostnames) +
+                "a " + name + " cluster of two (" + join(hostnames, ", ") +
                     ") needs a quorum member: add a member with role quorum, in a third zone");
         }
         if (!zoned) {
@@ -121,7 +111,7 @@ void check_shape(
         if (carriers.size() >= 2 && zones.size() == 1 && !zones.begin()->empty()) {
             diags.error_at(
                 marks[index_of(carriers.back())].zone,
-                "the " + name + " members (" + joined(hostnames) + ") are all in zone '" + *zones.begin() +
+                "the " + name + " members (" + join(hostnames, ", ") + ") are all in zone '" + *zones.begin() +
                     "': spread them over zones");
         }
         // A tie-breaker inside one of two halves decides nothing.
@@ -403,7 +393,7 @@ void check_cluster_secrets(const Cluster& cluster, const Catalog& catalog, Diagn
     if (cluster.secrets.empty()) {
         if (!needed.empty()) {
             diags.error_in_file(
-                "no 'secrets' file, and the members' roles need " + joined(needed) +
+                "no 'secrets' file, and the members' roles need " + join(needed, ", ") +
                 " (stormctl cluster init makes it)");
         }
         return;
@@ -507,13 +497,13 @@ YAML::Node cluster_template_data(const Cluster& cluster) {
     for (const auto* member : cluster.members_with("db")) {
         galera.push_back(member->address);
     }
-    data["galera_nodes"] = joined(galera, ",");
+    data["galera_nodes"] = join(galera, ",");
     if (!galera.empty()) {
         for (const auto* member : cluster.members_with("quorum")) {
             galera.push_back(member->address);  // garbd
         }
     }
-    data["galera_members"] = joined(galera, ",");
+    data["galera_members"] = join(galera, ",");
     if (const YAML::Node backends = galera_backends(cluster); backends.size() > 0) {
         data["galera"]["backends"] = backends;
     }
@@ -524,8 +514,8 @@ YAML::Node cluster_template_data(const Cluster& cluster) {
         monitors.push_back(member->address);
     }
     if (!monitors.empty()) {  // absent, not "": templates test them with {{#...}}
-        data["monitor_servers"] = joined(monitors, ",");
-        data["monitor_server_active"] = joined(monitors, ";");
+        data["monitor_servers"] = join(monitors, ",");
+        data["monitor_server_active"] = join(monitors, ";");
     }
     const Vip* main_vip = nullptr;
     YAML::Node vips(YAML::NodeType::Map);
@@ -633,8 +623,8 @@ std::vector<std::pair<std::string, std::string>> make_secrets(
     if (!missing_qnetd.empty() && !kept_qnetd.empty()) {
         throw Error(
             Errc::invalid_input,
-            cluster.secrets_path().string() + ": it holds " + joined(kept_qnetd) + " but not " +
-                joined(missing_qnetd) +
+            cluster.secrets_path().string() + ": it holds " + join(kept_qnetd, ", ") + " but not " +
+                join(missing_qnetd, ", ") +
                 ", and they come from one CA whose key is not kept: remove every qnetd-* secret from it and "
                 "run init again (the members rebuild their qnetd and qdevice databases at their next start)");
     }

@@ -1,5 +1,6 @@
 #include "stormnode/node_client/node_client.hpp"
 
+#include <stormnode/common/strings.hpp>
 #include <stormnode/node_client/node_api.hpp>
 
 #include <cstdlib>
@@ -23,14 +24,6 @@ public:
 private:
     sd_bus_error error_ = SD_BUS_ERROR_NULL;
 };
-
-std::string joined(const std::vector<std::string>& items) {
-    std::string text;
-    for (const auto& item : items) {
-        text += (text.empty() ? "" : ",") + item;
-    }
-    return text;
-}
 
 // One place that says what a failed call means to an operator.
 [[noreturn]] void throw_call_error(int r, const sd_bus_error& error, const std::string& what) {
@@ -258,7 +251,7 @@ NodeStatus NodeClient::status() {
 
 std::optional<SwitchResult> NodeClient::set_roles(
     const std::vector<std::string>& roles, bool force, bool wait, std::chrono::milliseconds timeout) {
-    const std::string what = "switching to " + joined(roles);
+    const std::string what = "switching to " + join(roles, ",");
     SwitchWait waiting;
     waiting.want = roles;
     BusSlot switched;

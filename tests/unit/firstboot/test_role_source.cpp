@@ -47,15 +47,19 @@ roles::NodeFile installed(const std::vector<std::string>& roles) {
 }  // namespace
 
 TEST_CASE("the kernel command line is split the way the kernel does", "[role_source][unit]") {
-    const auto args = parse_kernel_cmdline(
+    const auto args = parse_role_args(
         "BOOT_IMAGE=/vmlinuz root=UUID=x ro \"stormnode.role=compute,storage\" quiet "
         "stormnode.inventory=http://h/i.yaml\n");
     CHECK(args.roles == "compute,storage");
     CHECK(args.inventory == "http://h/i.yaml");
-    CHECK_FALSE(parse_kernel_cmdline("stormnode.role= quiet").roles);
+    CHECK_FALSE(parse_role_args("stormnode.role= quiet").roles);
     CHECK(
-        parse_kernel_cmdline("stormnode.role=db stormnode.role=quorum").roles == "quorum");  // the last wins
-    CHECK_FALSE(parse_kernel_cmdline("stormnode.roles=db").roles);
+        parse_role_args("stormnode.role=db stormnode.role=quorum").roles == "quorum");  // the last wins
+    CHECK_FALSE(parse_role_args("stormnode.roles=db").roles);
+    // common's rules: single quotes group too, a bare key is no value, an empty one takes the role back.
+    CHECK(parse_role_args("stormnode.role='db:galera,quorum'").roles == "db:galera,quorum");
+    CHECK(parse_role_args("stormnode.role=db stormnode.role").roles == "db");
+    CHECK_FALSE(parse_role_args("stormnode.role=db stormnode.role=").roles);
 }
 
 TEST_CASE("the kernel argument wins over node.yaml and the inventory", "[role_source][unit]") {

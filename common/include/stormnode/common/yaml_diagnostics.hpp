@@ -56,6 +56,9 @@ std::optional<YAML::Node> load_yaml_string(const std::string& text, Diagnostics&
 
 namespace yaml {
 
+// map[key] through const access, which never inserts: a missing key is a null node, and the map unchanged.
+YAML::Node value_of(const YAML::Node& map, const char* key);
+
 // Field readers: a missing or ill-typed field is a diagnostic at the field (or its parent map).
 std::optional<std::string> require_string(const YAML::Node& map, const char* key, Diagnostics& diags);
 std::optional<std::string> optional_string(const YAML::Node& map, const char* key, Diagnostics& diags);

@@ -23,9 +23,9 @@ struct KernelArgs {
     std::optional<std::string> inventory;
 };
 
-// Splits /proc/cmdline the way the kernel does (white space, double quotes); the last of a repeated
-// argument wins.
-KernelArgs parse_kernel_cmdline(std::string_view cmdline);
+// stormnode.role= and stormnode.inventory= from the kernel command line, read with common's parser
+// (systemd's rules: quotes, the first '=' splits); the last of a repeated argument wins.
+KernelArgs parse_role_args(std::string_view cmdline);
 
 // "db:galera,quorum" -> roles db:galera and quorum (the node's other settings stay), checked against the
 // catalog as node.yaml's are. Throws Error(invalid_input) naming the argument.
