@@ -1,10 +1,9 @@
 #include "stormnode/common/log.hpp"
 
 #define SD_JOURNAL_SUPPRESS_LOCATION  // CODE_* fields come from the caller's source_location
-#include <systemd/sd-journal.h>
-
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <systemd/sd-journal.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -47,7 +46,9 @@ bool stderr_is_journal() {
 }
 
 void write(
-    int priority, std::string_view message, std::initializer_list<Field> fields,
+    int priority,
+    std::string_view message,
+    std::initializer_list<Field> fields,
     const std::source_location& where) {
     static const bool to_journal = stderr_is_journal();
     if (!to_journal) {

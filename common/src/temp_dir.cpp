@@ -18,7 +18,8 @@ TempDir::TempDir(const std::string& prefix) {
     std::vector<char> buffer(pattern.begin(), pattern.end());
     buffer.push_back('\0');
     if (::mkdtemp(buffer.data()) == nullptr) {
-        check_errno(-1, "creating a temporary directory in " + std::filesystem::temp_directory_path().string());
+        check_errno(
+            -1, "creating a temporary directory in " + std::filesystem::temp_directory_path().string());
     }
     path_ = buffer.data();
 }

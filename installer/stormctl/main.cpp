@@ -1,13 +1,13 @@
 // stormctl: parses the command line and hands over to the areas' subcommands.
+#include <stormnode/catalog/cli.hpp>
+#include <stormnode/cluster/cli.hpp>
 #include <stormnode/common/error.hpp>
 #include <stormnode/common/log.hpp>
 #include <stormnode/image/cli.hpp>
 #include <stormnode/installer/cli.hpp>
-#include <stormnode/vm/cli.hpp>
 #include <stormnode/iso/cli.hpp>
 #include <stormnode/pxe/cli.hpp>
-#include <stormnode/catalog/cli.hpp>
-#include <stormnode/cluster/cli.hpp>
+#include <stormnode/vm/cli.hpp>
 
 #include <CLI/CLI.hpp>
 

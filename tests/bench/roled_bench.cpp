@@ -18,12 +18,12 @@
 #include <time.h>
 
 #include <algorithm>
-#include <cstdint>
-#include <functional>
-#include <optional>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -35,8 +35,10 @@ namespace {
 constexpr const char* kVictim = "testsvc-worker.service";
 
 std::uint64_t monotonic_us(std::chrono::steady_clock::time_point t) {
-    // steady_clock is CLOCK_MONOTONIC on Linux/libstdc++: the clock journald stamps __MONOTONIC_TIMESTAMP with.
-    return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count());
+    // steady_clock is CLOCK_MONOTONIC on Linux/libstdc++: the clock journald stamps __MONOTONIC_TIMESTAMP
+    // with.
+    return static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count());
 }
 
 double percentile(std::vector<double> v, double p) {
@@ -54,8 +56,12 @@ void print_stats(const char* what, const std::vector<double>& ms) {
         return;
     }
     std::printf(
-        "%-46s n=%zu  p50 %8.3f ms  p99 %8.3f ms  max %8.3f ms\n", what, ms.size(), percentile(ms, 50),
-        percentile(ms, 99), *std::max_element(ms.begin(), ms.end()));
+        "%-46s n=%zu  p50 %8.3f ms  p99 %8.3f ms  max %8.3f ms\n",
+        what,
+        ms.size(),
+        percentile(ms, 50),
+        percentile(ms, 99),
+        *std::max_element(ms.begin(), ms.end()));
 }
 
 bool unit_left_active(const st::Signal& s) {
@@ -73,7 +79,8 @@ std::optional<std::vector<st::UnitRow>> units_in(const st::Signal& s) {
     sd_bus_message* m = s.message.get();
     sd_bus_message_rewind(m, 1);
     const char* iface = nullptr;
-    if (sd_bus_message_read_basic(m, 's', &iface) <= 0 || sd_bus_message_enter_container(m, 'a', "{sv}") <= 0) {
+    if (sd_bus_message_read_basic(m, 's', &iface) <= 0 ||
+        sd_bus_message_enter_container(m, 'a', "{sv}") <= 0) {
         return std::nullopt;
     }
     while (sd_bus_message_enter_container(m, 'e', "sv") > 0) {
@@ -89,20 +96,24 @@ std::optional<std::vector<st::UnitRow>> units_in(const st::Signal& s) {
 }
 
 bool victim_is(const std::vector<st::UnitRow>& rows, const std::function<bool(const st::UnitRow&)>& pred) {
-    return std::any_of(rows.begin(), rows.end(), [&](const st::UnitRow& r) { return r.unit == kVictim && pred(r); });
+    return std::any_of(
+        rows.begin(), rows.end(), [&](const st::UnitRow& r) { return r.unit == kVictim && pred(r); });
 }
 
 // Healthy for real: State healthy and the victim active with its check passing, re-read after each signal.
 void wait_settled(st::RoledNode& node, std::chrono::milliseconds timeout) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     auto settled = [&] {
-        return node.state() == "healthy" &&
-               victim_is(node.units(), [](const st::UnitRow& r) { return r.active_state == "active" && r.check_state == "passing"; });
+        return node.state() == "healthy" && victim_is(node.units(), [](const st::UnitRow& r) {
+                   return r.active_state == "active" && r.check_state == "passing";
+               });
     };
     while (!settled()) {
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
         if (left.count() <= 0) {
-            throw stormnode::Error(stormnode::Errc::timeout, "the role did not settle healthy\n" + node.diagnostics());
+            throw stormnode::Error(
+                stormnode::Errc::timeout, "the role did not settle healthy\n" + node.diagnostics());
         }
         try {
             node.node_signals().wait_for([](const st::Signal&) { return true; }, left, "a Node1 signal");
@@ -132,11 +143,15 @@ int main(int argc, char** argv) {
 
         const auto boot_start = std::chrono::steady_clock::now();
         st::RoledNode node(options);
-        std::printf("container boot (systemd running): %lld ms\n", static_cast<long long>(node.container().boot_time().count()));
+        std::printf(
+            "container boot (systemd running): %lld ms\n",
+            static_cast<long long>(node.container().boot_time().count()));
         wait_settled(node, 120s);
         std::printf(
             "boot + install + storm-roled start -> healthy: %lld ms\n",
-            static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - boot_start).count()));
+            static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                       std::chrono::steady_clock::now() - boot_start)
+                                       .count()));
 
         const pid_t roled_pid = node.roled_pid_on_host();
         const auto rss_start = st::process_stats(roled_pid).rss_kb;
@@ -151,7 +166,8 @@ int main(int argc, char** argv) {
                     ++idle_signals;
                     return false;
                 },
-                std::chrono::seconds(idle_seconds), "nothing (idle window)");
+                std::chrono::seconds(idle_seconds),
+                "nothing (idle window)");
         } catch (const stormnode::Error&) {  // the window ended, as expected
         }
         const auto idle_after = st::process_stats(roled_pid);
@@ -163,8 +179,10 @@ int main(int argc, char** argv) {
         // Failure detection.
         const auto unit_path = st::systemd1::load_unit(node.bus(), kVictim);
         st::SignalRecorder unit_changes(
-            node.bus(), "type='signal',sender='org.freedesktop.systemd1',interface='org.freedesktop.DBus.Properties',"
-                        "member='PropertiesChanged',path='" + unit_path + "'");
+            node.bus(),
+            "type='signal',sender='org.freedesktop.systemd1',interface='org.freedesktop.DBus.Properties',"
+            "member='PropertiesChanged',path='" +
+                unit_path + "'");
         std::vector<std::uint64_t> kill_us;
         std::vector<double> systemd_ms;
         std::vector<double> node_signal_ms;
@@ -184,12 +202,16 @@ int main(int argc, char** argv) {
             const auto first = node.node_signals().wait_for(
                 [](const st::Signal& sig) {
                     const auto rows = units_in(sig);
-                    return rows && victim_is(*rows, [](const st::UnitRow& r) { return r.active_state != "active"; });
+                    return rows &&
+                           victim_is(*rows, [](const st::UnitRow& r) { return r.active_state != "active"; });
                 },
-                10s, "storm-roled to publish the death");
-            node_signal_ms.push_back(std::chrono::duration<double, std::milli>(first.received - killed).count());
+                10s,
+                "storm-roled to publish the death");
+            node_signal_ms.push_back(
+                std::chrono::duration<double, std::milli>(first.received - killed).count());
             wait_settled(node, 30s);
-            healthy_ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - killed).count());
+            healthy_ms.push_back(
+                std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - killed).count());
         }
 
         // storm-roled's own record of each death: its first journal entry about the victim after the kill
@@ -223,18 +245,25 @@ int main(int argc, char** argv) {
         }
         print_stats("Node1 signal at host (detection + publish)", node_signal_ms);
         print_stats("kill -> healthy, unit check passing (1 s backoff)", healthy_ms);
-        std::printf("storm-roled RSS: %llu kB at start, %llu kB after the kills\n",
-                    static_cast<unsigned long long>(rss_start), static_cast<unsigned long long>(end.rss_kb));
         std::printf(
-            "idle %d s: %llu context switches (%.0f per minute), %llu ms CPU, %d Node1 signals\n", idle_seconds,
-            static_cast<unsigned long long>(switches), static_cast<double>(switches) * scale,
-            static_cast<unsigned long long>((idle_after.cpu_ticks - idle_before.cpu_ticks) * 1000 / static_cast<std::uint64_t>(ticks)),
+            "storm-roled RSS: %llu kB at start, %llu kB after the kills\n",
+            static_cast<unsigned long long>(rss_start),
+            static_cast<unsigned long long>(end.rss_kb));
+        std::printf(
+            "idle %d s: %llu context switches (%.0f per minute), %llu ms CPU, %d Node1 signals\n",
+            idle_seconds,
+            static_cast<unsigned long long>(switches),
+            static_cast<double>(switches) * scale,
+            static_cast<unsigned long long>(
+                (idle_after.cpu_ticks - idle_before.cpu_ticks) * 1000 / static_cast<std::uint64_t>(ticks)),
             idle_signals);
         std::printf(
-            "  expected from the catalog: probes every 1 s (db) + 2 s (api, worker) = %.0f/min, watchdog (WatchdogSec=30) 4/min\n",
+            "  expected from the catalog: probes every 1 s (db) + 2 s (api, worker) = %.0f/min, watchdog "
+            "(WatchdogSec=30) 4/min\n",
             60.0 / 1 + 60.0 / 2 * 2);
-        std::printf("storm-roled CPU over the whole run: %llu ms\n",
-                    static_cast<unsigned long long>(end.cpu_ticks * 1000 / static_cast<std::uint64_t>(ticks)));
+        std::printf(
+            "storm-roled CPU over the whole run: %llu ms\n",
+            static_cast<unsigned long long>(end.cpu_ticks * 1000 / static_cast<std::uint64_t>(ticks)));
         return 0;
     } catch (const std::exception& e) {
         std::fprintf(stderr, "roled-bench: %s\n", stormnode::describe(e).c_str());

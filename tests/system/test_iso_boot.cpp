@@ -1,10 +1,10 @@
 // The ISO booted in qemu (TCG): the live system, and the unattended install to a virtual disk followed by
 // the first boot from that disk, with SeaBIOS and with OVMF. Reads the serial console only: what an
 // operator at a headless rack sees.
+#include "system_paths.hpp"
+
 #include <stormnode/common/subprocess.hpp>
 #include <stormnode/test/qemu_vm.hpp>
-
-#include "system_paths.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -17,9 +17,9 @@ namespace {
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
+using stormnode::test::artifacts;
 using stormnode::test::Firmware;
 using stormnode::test::QemuVm;
-using stormnode::test::artifacts;
 using stormnode::test::seconds;
 using stormnode::test::work_dir;
 

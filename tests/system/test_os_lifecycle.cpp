@@ -2,11 +2,11 @@
 // rollback, each booted to the role healthy; and power cuts during each install phase, after which the
 // disk boots the complete system or nothing, and the installer re-runs cleanly. The disk is changed on
 // the host (loop device, partx, mount) the way `stormctl os` works on a disk mounted elsewhere.
+#include "system_paths.hpp"
+
 #include <stormnode/common/subprocess.hpp>
 #include <stormnode/common/temp_dir.hpp>
 #include <stormnode/test/qemu_vm.hpp>
-
-#include "system_paths.hpp"
 
 #include <catch2/catch.hpp>
 #include <sys/mount.h>
@@ -27,10 +27,10 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using stormnode::run;
 using stormnode::run_checked;
-using stormnode::test::Firmware;
-using stormnode::test::QemuVm;
 using stormnode::test::artifacts;
+using stormnode::test::Firmware;
 using stormnode::test::image_env;
+using stormnode::test::QemuVm;
 using stormnode::test::seconds;
 using stormnode::test::stormctl;
 using stormnode::test::work_dir;

@@ -14,14 +14,14 @@
 // (tests/bench/pxe_bench.sh runs 1 and 4 known nodes). STORMNODE_SYSTEM_ARTIFACTS: the image fixture's
 // directory (repo, image.env), default $STORMNODE_BINARY_DIR/system-artifacts. Exit 77
 // (system_pxe_main.cpp) without qemu, libvirt, dnsmasq or network namespaces.
+#include "system_paths.hpp"
+
 #include <stormnode/common/child_process.hpp>
 #include <stormnode/common/error.hpp>
 #include <stormnode/common/subprocess.hpp>
 #include <stormnode/common/temp_dir.hpp>
 #include <stormnode/test/libvirt_rig.hpp>
 #include <stormnode/test/qemu_vm.hpp>
-
-#include "system_paths.hpp"
 
 #include <catch2/catch.hpp>
 #include <poll.h>
@@ -47,10 +47,10 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using stormnode::run_checked;
-using stormnode::test::DomainConsole;
-using stormnode::test::PrivateLibvirt;
 using stormnode::test::artifacts;
+using stormnode::test::DomainConsole;
 using stormnode::test::image_env;
+using stormnode::test::PrivateLibvirt;
 using stormnode::test::seconds;
 using stormnode::test::source_dir;
 using stormnode::test::stormctl;
@@ -63,7 +63,8 @@ int env_count(const char* name, int fallback, int most) {
     const auto text = stormnode::test::env_or(name, std::to_string(fallback));
     const int value = std::stoi(text);
     if (value < 0 || value > most) {
-        throw stormnode::Error(stormnode::Errc::invalid_input, std::string(name) + ": 0.." + std::to_string(most));
+        throw stormnode::Error(
+            stormnode::Errc::invalid_input, std::string(name) + ": 0.." + std::to_string(most));
     }
     return value;
 }
@@ -151,9 +152,7 @@ public:
     PxeServe& operator=(const PxeServe&) = delete;
     PxeServe(PxeServe&&) = delete;
     PxeServe& operator=(PxeServe&&) = delete;
-    ~PxeServe() {
-        stop();
-    }
+    ~PxeServe() { stop(); }
     // Blocks until a line of its output matches, it ends, or the time is up.
     std::string wait_for(const std::string& pattern, std::chrono::seconds timeout) {
         const std::regex wanted(pattern);
@@ -174,7 +173,8 @@ public:
             }
             if (changed_.wait_until(lock, deadline) == std::cv_status::timeout) {
                 throw stormnode::Error(
-                    stormnode::Errc::timeout, "pxe serve printed no '" + pattern + "'; its last output:\n" + tail());
+                    stormnode::Errc::timeout,
+                    "pxe serve printed no '" + pattern + "'; its last output:\n" + tail());
             }
         }
     }
@@ -233,7 +233,8 @@ struct NodeRow {
 
 // pxe serve's GET /nodes (tab-separated), by MAC.
 std::map<std::string, NodeRow> node_table() {
-    const auto r = run_checked({.argv = {"curl", "-sS", "--max-time", "20", std::string("http://") + kServer + "/nodes"}});
+    const auto r = run_checked(
+        {.argv = {"curl", "-sS", "--max-time", "20", std::string("http://") + kServer + "/nodes"}});
     std::map<std::string, NodeRow> rows;
     std::istringstream lines(r.out);
     std::string line;
@@ -276,19 +277,20 @@ std::vector<RackVm> parse_rack_vms(const std::string& out) {
 
 // `stormctl vm rack` with this test's libvirt, state directory and inventory.
 std::vector<std::string> vm_rack_argv(const fs::path& work, const fs::path& inventory) {
-    return {stormctl().string(),
-            "vm",
-            "--connect",
-            PrivateLibvirt::kUri,
-            "--state-dir",
-            (work / "vms").string(),
-            "rack",
-            "--inventory",
-            inventory.string(),
-            "--name",
-            kRack,
-            "--catalog",
-            (source_dir() / "roles" / "catalog").string()};
+    return {
+        stormctl().string(),
+        "vm",
+        "--connect",
+        PrivateLibvirt::kUri,
+        "--state-dir",
+        (work / "vms").string(),
+        "rack",
+        "--inventory",
+        inventory.string(),
+        "--name",
+        kRack,
+        "--catalog",
+        (source_dir() / "roles" / "catalog").string()};
 }
 
 // Removes the rack's VMs (and with them their disks) whatever way the test ends; their serial logs are
@@ -296,7 +298,9 @@ std::vector<std::string> vm_rack_argv(const fs::path& work, const fs::path& inve
 class RackGuard {
 public:
     RackGuard(std::vector<std::string> argv, std::vector<RackVm> vms, fs::path keep_dir)
-        : argv_(std::move(argv)), vms_(std::move(vms)), keep_dir_(std::move(keep_dir)) {}
+        : argv_(std::move(argv)),
+          vms_(std::move(vms)),
+          keep_dir_(std::move(keep_dir)) {}
     RackGuard(const RackGuard&) = delete;
     RackGuard& operator=(const RackGuard&) = delete;
     RackGuard(RackGuard&&) = delete;
@@ -304,7 +308,11 @@ public:
     ~RackGuard() {
         for (const auto& vm : vms_) {
             std::error_code ignored;
-            fs::copy_file(vm.serial_log, keep_dir_ / (vm.name + ".serial.log"), fs::copy_options::overwrite_existing, ignored);
+            fs::copy_file(
+                vm.serial_log,
+                keep_dir_ / (vm.name + ".serial.log"),
+                fs::copy_options::overwrite_existing,
+                ignored);
         }
         argv_.emplace_back("--destroy");
         const auto r = stormnode::run({.argv = argv_, .timeout = 120s});
@@ -332,7 +340,8 @@ struct KnownResult {
     double qemu_install_cpu = 0;   // qemu's CPU time over the install (TCG: the guest's cost here)
 };
 
-KnownResult provision_known(DomainConsole& vm, const RackVm& rack_vm, const std::string& hostname, PxeServe& serve) {
+KnownResult provision_known(
+    DomainConsole& vm, const RackVm& rack_vm, const std::string& hostname, PxeServe& serve) {
     vm.wait_for("stormnode-install: phase check", 1500s);
     const double cpu_at_start = process_cpu_seconds(vm.pid());
     const auto cpu_line = vm.wait_for("stormnode-install: (cpu|failed)", 2400s);
@@ -416,16 +425,23 @@ TEST_CASE(
     {
         std::ofstream out(inventory);
         out << "network:\n"
-               "  interface: " << kBridge << "\n"
+               "  interface: "
+            << kBridge
+            << "\n"
                "  subnet: 10.10.0.0/24\n"
-               "  server: " << kServer << "\n"
+               "  server: "
+            << kServer
+            << "\n"
                "  range: [10.10.0.100, 10.10.0.199]\n"
-               "  gateway: " << kServer << "\n"
+               "  gateway: "
+            << kServer
+            << "\n"
                "defaults:\n"
                "  disk: /dev/vda\n"
                "  wipe: true\n"
                "discovered: live\n"
-               "nodes:" << (known_count == 0 ? " {}" : "") << "\n";
+               "nodes:"
+            << (known_count == 0 ? " {}" : "") << "\n";
         for (int i = 1; i <= known_count; ++i) {
             out << "  \"52:54:00:5a:00:0" << i << "\":\n"
                 << "    hostname: quorum-" << i << "\n"
@@ -501,7 +517,8 @@ TEST_CASE(
 
     const auto table = node_table();
     const auto squashfs = bytes_of(work / "pxe" / "squashfs.img");
-    const auto boot_set = squashfs + bytes_of(work / "pxe" / "vmlinuz") + bytes_of(work / "pxe" / "initrd.img");
+    const auto boot_set =
+        squashfs + bytes_of(work / "pxe" / "vmlinuz") + bytes_of(work / "pxe" / "initrd.img");
     double guest_install_cpu = 0;
     std::uint64_t known_bytes = 0;
     for (const auto& result : results) {
@@ -564,9 +581,11 @@ TEST_CASE(
     std::printf(
         "pxe rack: HTTP bytes to the known nodes: %.3f x the boot artifacts (%llu) per node, %.3f x the "
         "squashfs (%llu; it holds the kernel and initramfs too)\n",
-        known_count > 0 ? static_cast<double>(known_bytes) / known_count / static_cast<double>(boot_set) : 0.0,
+        known_count > 0 ? static_cast<double>(known_bytes) / known_count / static_cast<double>(boot_set)
+                        : 0.0,
         static_cast<unsigned long long>(boot_set),
-        known_count > 0 ? static_cast<double>(known_bytes) / known_count / static_cast<double>(squashfs) : 0.0,
+        known_count > 0 ? static_cast<double>(known_bytes) / known_count / static_cast<double>(squashfs)
+                        : 0.0,
         static_cast<unsigned long long>(squashfs));
     std::printf(
         "pxe rack: CPU: pxe serve + dnsmasq %.2f s for %d nodes (%.2f s per node); the known nodes' installs "
@@ -575,5 +594,7 @@ TEST_CASE(
         static_cast<int>(nodes),
         serve_cpu / nodes,
         guest_install_cpu,
-        serve_cpu >= 0 && guest_install_cpu > 0 ? 100 * (serve_cpu / nodes) / (guest_install_cpu / known_count) : -1.0);
+        serve_cpu >= 0 && guest_install_cpu > 0
+            ? 100 * (serve_cpu / nodes) / (guest_install_cpu / known_count)
+            : -1.0);
 }

@@ -3,7 +3,6 @@
 #include <stormnode/common/error.hpp>
 #include <stormnode/common/temp_dir.hpp>
 
-
 #include <cerrno>
 
 namespace stormnode::firstboot::detail {

@@ -1,9 +1,9 @@
 // `stormctl image build|list|diff`: argument parsing and output only; the work is in stormnode::image.
+#include <stormnode/catalog/catalog.hpp>
 #include <stormnode/common/log.hpp>
 #include <stormnode/image/build.hpp>
 #include <stormnode/image/cli.hpp>
 #include <stormnode/image/repo.hpp>
-#include <stormnode/catalog/catalog.hpp>
 
 #include <CLI/CLI.hpp>
 

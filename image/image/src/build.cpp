@@ -1,10 +1,10 @@
 #include "stormnode/image/build.hpp"
 
 #include <stormnode/common/error.hpp>
-#include <stormnode/image/bootstrap_progress.hpp>
+#include <stormnode/common/strings.hpp>
 #include <stormnode/common/subprocess.hpp>
 #include <stormnode/common/temp_dir.hpp>
-#include <stormnode/common/strings.hpp>
+#include <stormnode/image/bootstrap_progress.hpp>
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -212,7 +212,9 @@ void bootstrap(
     const Manifest& manifest,
     ProgressSink& progress) {
     BootstrapProgress reader(progress);
-    const auto on_line = [&reader](std::string_view line) { reader.line(line); };
+    const auto on_line = [&reader](std::string_view line) {
+        reader.line(line);
+    };
     const auto r = run(Command{
         .argv = mmdebstrap_argv(plan),
         .env =
@@ -244,8 +246,8 @@ void bootstrap(
         std::to_string(reader.packages_set_up()) + " packages installed, " +
         std::to_string(reader.downloaded_packages()) + " downloaded (" +
         std::to_string(reader.downloaded_bytes()) + " bytes; the rest from the cache), " +
-        std::to_string(reader.initramfs_modules()) + " dracut modules in the initramfs, root filesystem tar " +
-        std::to_string(tar_bytes) + " bytes");
+        std::to_string(reader.initramfs_modules()) +
+        " dracut modules in the initramfs, root filesystem tar " + std::to_string(tar_bytes) + " bytes");
     std::filesystem::rename(plan.output, tar);
 }
 

@@ -64,9 +64,12 @@ std::vector<std::string> path_filters(const YAML::Node& map, const char* key, Di
             continue;
         }
         const std::string& glob = item.Scalar();
-        if (glob.size() < 2 || glob.front() != '/' ||
-            std::any_of(glob.begin(), glob.end(), [](char c) { return std::isspace(static_cast<unsigned char>(c)); })) {
-            diags.error(item, std::string("'") + key + "': '" + glob + "' must be an absolute path glob without spaces");
+        if (glob.size() < 2 || glob.front() != '/' || std::any_of(glob.begin(), glob.end(), [](char c) {
+                return std::isspace(static_cast<unsigned char>(c));
+            })) {
+            diags.error(
+                item,
+                std::string("'") + key + "': '" + glob + "' must be an absolute path glob without spaces");
         } else if (glob == "/*" || glob == "/") {
             diags.error(item, std::string("'") + key + "': '" + glob + "' would leave every file out");
         }

@@ -80,7 +80,10 @@ void write_from_media(OstreeRepo* repo, const MediaObject& object, const fs::pat
 }  // namespace
 
 MediaObject describe_media_object(
-    OstreeRepo* repo, const std::string& commit, const std::string& path_in_tree, const std::string& media_path) {
+    OstreeRepo* repo,
+    const std::string& commit,
+    const std::string& path_in_tree,
+    const std::string& media_path) {
     GErrorPtr error;
     GFile* raw_root = nullptr;
     if (!ostree_repo_read_commit(repo, commit.c_str(), &raw_root, nullptr, nullptr, out(error))) {
@@ -91,7 +94,8 @@ MediaObject describe_media_object(
     if (!ostree_repo_file_ensure_resolved(OSTREE_REPO_FILE(file.get()), out(error))) {
         throw_gerror(error, "commit " + commit + ": " + path_in_tree, Errc::not_found);
     }
-    MediaObject object{.checksum = ostree_repo_file_get_checksum(OSTREE_REPO_FILE(file.get())), .media_path = media_path};
+    MediaObject object{
+        .checksum = ostree_repo_file_get_checksum(OSTREE_REPO_FILE(file.get())), .media_path = media_path};
     GFileInfo* raw_info = nullptr;
     GVariant* raw_xattrs = nullptr;
     if (!ostree_repo_load_file(
@@ -105,7 +109,8 @@ MediaObject describe_media_object(
     }
     if (xattrs && g_variant_n_children(xattrs.get()) > 0) {
         throw Error(
-            Errc::invalid_input, path_in_tree + " of commit " + commit + " has xattrs: it cannot live on the media");
+            Errc::invalid_input,
+            path_in_tree + " of commit " + commit + " has xattrs: it cannot live on the media");
     }
     object.uid = g_file_info_get_attribute_uint32(info.get(), "unix::uid");
     object.gid = g_file_info_get_attribute_uint32(info.get(), "unix::gid");
@@ -138,7 +143,8 @@ std::vector<MediaObject> read_media_objects(const fs::path& list_file) {
         std::string gid;
         std::string mode;
         fields >> o.checksum >> uid >> gid >> mode >> o.media_path;
-        const bool ok = o.checksum.size() == 64 && ostree_validate_checksum_string(o.checksum.c_str(), nullptr) &&
+        const bool ok = o.checksum.size() == 64 &&
+                        ostree_validate_checksum_string(o.checksum.c_str(), nullptr) &&
                         parse_number(uid, o.uid, 10) && parse_number(gid, o.gid, 10) &&
                         parse_number(mode, o.mode, 8) && S_ISREG(o.mode) && !o.media_path.empty() &&
                         fs::path(o.media_path).is_relative() && o.media_path.find("..") == std::string::npos;
@@ -146,14 +152,16 @@ std::vector<MediaObject> read_media_objects(const fs::path& list_file) {
             throw Error(
                 Errc::invalid_input,
                 list_file.string() + ":" + std::to_string(line_no) +
-                    ": expected '<checksum> <uid> <gid> <octal mode of a regular file> <relative media path>'");
+                    ": expected '<checksum> <uid> <gid> <octal mode of a regular file> <relative media "
+                    "path>'");
         }
         objects.push_back(std::move(o));
     }
     return objects;
 }
 
-std::size_t seed_media_objects(OstreeRepo* target, const fs::path& source_repo_dir, const fs::path& media_root) {
+std::size_t seed_media_objects(
+    OstreeRepo* target, const fs::path& source_repo_dir, const fs::path& media_root) {
     const fs::path list = source_repo_dir / kMediaObjectsFile;
     if (!fs::exists(list)) {
         return 0;

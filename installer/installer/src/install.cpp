@@ -414,8 +414,7 @@ void format_partitions(const fs::path& device, ProgressSink& progress) {
 // Phase "configure": the node's settings into the new deployment's /etc (node.yaml, cluster.yaml, the
 // /boot mount) and root's SSH keys into the stateroot's /var, under the mounted root filesystem.
 void configure_deployment(const InstallPlan& plan, const fs::path& etc, const fs::path& root) {
-    write_into(
-        etc / std::string(roles::kNodeFilePath).substr(4), roles::render_node_file(plan.node), 0644);
+    write_into(etc / std::string(roles::kNodeFilePath).substr(4), roles::render_node_file(plan.node), 0644);
     if (!plan.cluster_file.empty()) {
         write_into(etc / "stormnode" / "cluster.yaml", read_file(plan.cluster_file), 0600);
     }

@@ -17,7 +17,8 @@ InstallRequest parse_install_request(std::string_view cmdline) {
         } else {
             throw Error(
                 Errc::invalid_input,
-                "stormnode.install=" + value + " on the kernel command line: expected unattended or interactive");
+                "stormnode.install=" + value +
+                    " on the kernel command line: expected unattended or interactive");
         }
     }
     if (const auto answers = args.value("stormnode.answers"); answers && !answers->empty()) {

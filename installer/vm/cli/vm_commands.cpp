@@ -1,10 +1,10 @@
 // `stormctl vm run|list|destroy|rack`: argument parsing and output only; the work is in vm.hpp.
+#include <stormnode/catalog/catalog.hpp>
 #include <stormnode/common/error.hpp>
 #include <stormnode/common/log.hpp>
-#include <stormnode/vm/vm.hpp>
-#include <stormnode/vm/cli.hpp>
 #include <stormnode/pxe/pxe_inventory.hpp>
-#include <stormnode/catalog/catalog.hpp>
+#include <stormnode/vm/cli.hpp>
+#include <stormnode/vm/vm.hpp>
 
 #include <CLI/CLI.hpp>
 
@@ -224,7 +224,8 @@ void add_vm_commands(CLI::App& app, int& exit_code) {
         rack->no_start,
         "Define the VMs without starting them (start pxe serve on the bridge, then --start)");
     auto* start = k->add_flag("--start", rack->start, "Start the rack's VMs made with --no-start");
-    auto* destroy = k->add_flag("--destroy", rack->destroy, "Remove the rack's VMs, their files and the network");
+    auto* destroy =
+        k->add_flag("--destroy", rack->destroy, "Remove the rack's VMs, their files and the network");
     no_start->excludes(start)->excludes(destroy);
     start->excludes(destroy);
     k->callback([rack, uri, state_root, &exit_code] { exit_code = rack_vms(*rack, *uri, *state_root); });

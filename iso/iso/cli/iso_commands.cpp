@@ -1,9 +1,9 @@
 // `stormctl iso build`: argument parsing and output only; the work is in stormnode::iso.
+#include <stormnode/catalog/catalog.hpp>
 #include <stormnode/common/log.hpp>
 #include <stormnode/installer/answers.hpp>
 #include <stormnode/iso/cli.hpp>
 #include <stormnode/iso/iso_build.hpp>
-#include <stormnode/catalog/catalog.hpp>
 
 #include <CLI/CLI.hpp>
 
@@ -65,8 +65,8 @@ struct BuildArgs {
 int build(const BuildArgs& args) {
     // The answer file is checked before anything is made: a bad one never ends up on a medium.
     if (!args.answers.empty()) {
-        const auto catalog =
-            roles::load_valid_catalog(args.catalog.empty() ? roles::default_catalog_dir() : std::filesystem::path(args.catalog));
+        const auto catalog = roles::load_valid_catalog(
+            args.catalog.empty() ? roles::default_catalog_dir() : std::filesystem::path(args.catalog));
         Diagnostics diags(args.answers);
         if (!installer::load_answers(args.answers, &catalog, diags)) {
             for (const auto& item : diags.items()) {

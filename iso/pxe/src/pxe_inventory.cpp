@@ -1,7 +1,7 @@
 #include "stormnode/pxe/pxe_inventory.hpp"
 
-#include <stormnode/common/strings.hpp>
 #include <stormnode/catalog/node_file.hpp>
+#include <stormnode/common/strings.hpp>
 
 #include <arpa/inet.h>
 
@@ -400,8 +400,8 @@ std::optional<Inventory> parse_inventory(
                 if (item.IsScalar() && (role == nullptr || !role->placeable())) {
                     local.error(
                         item,
-                        "unknown role '" + item.Scalar() + "' (roles: " + join(catalog.placeable_names(), ", ") +
-                            ")");
+                        "unknown role '" + item.Scalar() +
+                            "' (roles: " + join(catalog.placeable_names(), ", ") + ")");
                 }
             }
         }

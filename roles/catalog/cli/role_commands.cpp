@@ -1,9 +1,8 @@
 // `stormctl role ...`: the catalog seen by an operator. The library checks; this file prints.
-#include <stormnode/common/error.hpp>
-#include <stormnode/common/strings.hpp>
 #include <stormnode/catalog/catalog.hpp>
 #include <stormnode/catalog/cli.hpp>
 #include <stormnode/common/error.hpp>
+#include <stormnode/common/strings.hpp>
 #include <stormnode/node_client/node_client.hpp>
 
 #include <CLI/CLI.hpp>

@@ -2,8 +2,8 @@
 #include "catalog_internal.hpp"
 #include "stormnode/catalog/catalog.hpp"
 
-#include <stormnode/common/yaml_diagnostics.hpp>
 #include <stormnode/common/strings.hpp>
+#include <stormnode/common/yaml_diagnostics.hpp>
 
 #include <yaml-cpp/yaml.h>
 
@@ -236,10 +236,7 @@ private:
         for (const auto& kv : node) {
             const std::string key = kv.first.Scalar();
             if (!check_keys.contains(key)) {
-                diags_->error(
-                    kv.first,
-                    "unknown key '" + key +
-                        "' (known: " + join(check_keys, ", ") + ")");
+                diags_->error(kv.first, "unknown key '" + key + "' (known: " + join(check_keys, ", ") + ")");
             } else if (
                 it != check_types.end() && key != "type" && key != "interval" && key != "timeout" &&
                 key != "on_failure" && !it->second.second.contains(key)) {
@@ -383,8 +380,7 @@ private:
                 const auto& known = known_generators();
                 diags_->error(
                     child(node, "generator"),
-                    "unknown generator '" + *generator +
-                        "' (known: " + join(known, ", ") + ")");
+                    "unknown generator '" + *generator + "' (known: " + join(known, ", ") + ")");
             }
             if (const auto owner = yaml::optional_string(node, "owner", *diags_)) {
                 state.owner = *owner;

@@ -12,7 +12,6 @@
 namespace stormnode::roles {
 namespace {
 
-
 // Reports each problem once: the same mistake in a role's body is seen through every variant.
 class Collector {
 public:
@@ -474,8 +473,9 @@ void validate_role_specs(
             entry_error(
                 variants_at,
                 i,
-                no_such_variant(spec.name, spec.variant) +
-                    (known.empty() ? std::string(" (it has none)") : " (variants: " + join(known, ", ") + ")"));
+                no_such_variant(spec.name, spec.variant) + (known.empty()
+                                                                ? std::string(" (it has none)")
+                                                                : " (variants: " + join(known, ", ") + ")"));
             usable = false;
             continue;
         }

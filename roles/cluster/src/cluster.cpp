@@ -4,8 +4,8 @@
 #include <stormnode/cluster/qnetd_tls.hpp>
 #include <stormnode/common/error.hpp>
 #include <stormnode/common/random.hpp>
-#include <stormnode/common/temp_dir.hpp>
 #include <stormnode/common/strings.hpp>
+#include <stormnode/common/temp_dir.hpp>
 
 #include <sys/stat.h>
 
@@ -111,8 +111,8 @@ void check_shape(
         if (carriers.size() >= 2 && zones.size() == 1 && !zones.begin()->empty()) {
             diags.error_at(
                 marks[index_of(carriers.back())].zone,
-                "the " + name + " members (" + join(hostnames, ", ") + ") are all in zone '" + *zones.begin() +
-                    "': spread them over zones");
+                "the " + name + " members (" + join(hostnames, ", ") + ") are all in zone '" +
+                    *zones.begin() + "': spread them over zones");
         }
         // A tie-breaker inside one of two halves decides nothing.
         if (needs_quorum && carriers.size() == 2) {

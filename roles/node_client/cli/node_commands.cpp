@@ -3,8 +3,8 @@
 #include <stormnode/common/error.hpp>
 #include <stormnode/common/log.hpp>
 #include <stormnode/common/strings.hpp>
-#include <stormnode/node_client/node_client.hpp>
 #include <stormnode/node_client/message_ids.hpp>
+#include <stormnode/node_client/node_client.hpp>
 
 #include <CLI/CLI.hpp>
 

@@ -32,8 +32,20 @@ void usage(std::FILE* to) {
 
 int main(int argc, char** argv) {
     stormnode::roles::DaemonOptions options;
-    enum Opt { config = 1, cluster, catalog, templates, state_dir, config_root, bus, backoff_initial, backoff_max,
-               max_failures, tier_deadline, help };
+    enum Opt {
+        config = 1,
+        cluster,
+        catalog,
+        templates,
+        state_dir,
+        config_root,
+        bus,
+        backoff_initial,
+        backoff_max,
+        max_failures,
+        tier_deadline,
+        help
+    };
     const std::array<option, 13> longopts{{
         {"config", required_argument, nullptr, config},
         {"cluster", required_argument, nullptr, cluster},
@@ -52,29 +64,54 @@ int main(int argc, char** argv) {
     try {
         for (int c = 0; (c = getopt_long(argc, argv, "", longopts.data(), nullptr)) != -1;) {
             switch (c) {
-                case config: options.config = optarg; break;
-                case cluster: options.cluster = optarg; break;
-                case catalog: options.catalog_dir = optarg; break;
-                case templates: options.templates_dir = optarg; break;
-                case state_dir: options.state_dir = optarg; break;
-                case config_root: options.config_root = optarg; break;
-                case bus: options.bus = optarg; break;
+                case config:
+                    options.config = optarg;
+                    break;
+                case cluster:
+                    options.cluster = optarg;
+                    break;
+                case catalog:
+                    options.catalog_dir = optarg;
+                    break;
+                case templates:
+                    options.templates_dir = optarg;
+                    break;
+                case state_dir:
+                    options.state_dir = optarg;
+                    break;
+                case config_root:
+                    options.config_root = optarg;
+                    break;
+                case bus:
+                    options.bus = optarg;
+                    break;
                 case backoff_initial: {
                     // Fractions allowed (tests use 0.25); at least 1 ms so the doubling has a base.
                     const double value = std::stod(optarg);
                     if (!(value >= 0.001 && value <= 3600)) {
-                        std::fprintf(stderr, "storm-roled: --backoff-initial must be within 0.001..3600 seconds\n");
+                        std::fprintf(
+                            stderr, "storm-roled: --backoff-initial must be within 0.001..3600 seconds\n");
                         return 2;
                     }
                     options.supervisor.backoff_initial =
                         std::chrono::milliseconds(static_cast<std::chrono::milliseconds::rep>(value * 1000));
                     break;
                 }
-                case backoff_max: options.supervisor.backoff_max = std::chrono::seconds(std::stoi(optarg)); break;
-                case max_failures: options.supervisor.max_failures = std::stoi(optarg); break;
-                case tier_deadline: options.supervisor.tier_deadline = std::chrono::seconds(std::stoi(optarg)); break;
-                case help: usage(stdout); return 0;
-                default: usage(stderr); return 2;
+                case backoff_max:
+                    options.supervisor.backoff_max = std::chrono::seconds(std::stoi(optarg));
+                    break;
+                case max_failures:
+                    options.supervisor.max_failures = std::stoi(optarg);
+                    break;
+                case tier_deadline:
+                    options.supervisor.tier_deadline = std::chrono::seconds(std::stoi(optarg));
+                    break;
+                case help:
+                    usage(stdout);
+                    return 0;
+                default:
+                    usage(stderr);
+                    return 2;
             }
         }
     } catch (const std::exception&) {

@@ -4,8 +4,10 @@ namespace stormnode::roles {
 
 std::string describe_check(const Check& check) {
     switch (check.kind) {
-        case CheckKind::unit: return "unit";
-        case CheckKind::tcp: return "tcp " + check.host + ":" + std::to_string(check.port);
+        case CheckKind::unit:
+            return "unit";
+        case CheckKind::tcp:
+            return "tcp " + check.host + ":" + std::to_string(check.port);
         case CheckKind::http:
             return "http http://" + check.host + ":" + std::to_string(check.port) + check.path;
         case CheckKind::exec: {
@@ -15,7 +17,8 @@ std::string describe_check(const Check& check) {
             }
             return text;
         }
-        case CheckKind::amqp_peer: return "amqp_peer :" + std::to_string(check.port != 0 ? check.port : 5672);
+        case CheckKind::amqp_peer:
+            return "amqp_peer :" + std::to_string(check.port != 0 ? check.port : 5672);
     }
     return "check";
 }

@@ -20,7 +20,6 @@
 #include <set>
 #include <sstream>
 
-
 namespace stormnode::roles {
 namespace {
 
@@ -49,7 +48,8 @@ protected:
         io_.reset();
         if (auto done = std::move(done_); done) {
             done_ = nullptr;
-            done(ProbeResult{ok, std::move(detail), exit_status});  // nothing of *this is touched after this call
+            done(ProbeResult{
+                ok, std::move(detail), exit_status});  // nothing of *this is touched after this call
         }
     }
     virtual void timed_out() { finish(false, "timed out"); }
@@ -241,7 +241,7 @@ public:
         options.argv = check_.argv;
         options.in = Stdio::null();
         options.out = Stdio::null();
-        options.err = Stdio::pipe();             // its last line explains a failure
+        options.err = Stdio::pipe();              // its last line explains a failure
         options.group = ProcessGroup::own_group;  // a timeout kills the whole tree
         SpawnedProcess child;
         try {
@@ -270,7 +270,8 @@ private:
             finish(true, {}, 0);
         } else if (WIFEXITED(status)) {
             finish(
-                false, "exit status " + std::to_string(WEXITSTATUS(status)) + last_stderr_line(),
+                false,
+                "exit status " + std::to_string(WEXITSTATUS(status)) + last_stderr_line(),
                 WEXITSTATUS(status));
         } else {
             finish(false, "killed by signal " + std::to_string(WTERMSIG(status)) + last_stderr_line());

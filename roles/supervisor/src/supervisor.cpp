@@ -8,11 +8,16 @@ namespace stormnode::roles {
 
 std::string_view to_string(RoleState state) {
     switch (state) {
-        case RoleState::stopped: return "stopped";
-        case RoleState::starting: return "starting";
-        case RoleState::healthy: return "healthy";
-        case RoleState::degraded: return "degraded";
-        case RoleState::failed: return "failed";
+        case RoleState::stopped:
+            return "stopped";
+        case RoleState::starting:
+            return "starting";
+        case RoleState::healthy:
+            return "healthy";
+        case RoleState::degraded:
+            return "degraded";
+        case RoleState::failed:
+            return "failed";
     }
     return "unknown";
 }
@@ -118,7 +123,11 @@ std::string seconds(Clock::duration d) {
 }  // namespace
 
 Supervisor::Supervisor(
-    SystemdManager& systemd, Prober& prober, Clock& clock, SupervisorOptions options, Renderer renderer,
+    SystemdManager& systemd,
+    Prober& prober,
+    Clock& clock,
+    SupervisorOptions options,
+    Renderer renderer,
     SupervisorObserver* observer)
     : systemd_(systemd),
       prober_(prober),
@@ -246,20 +255,22 @@ void Supervisor::stop_removed_units(std::uint64_t generation, const std::vector<
     std::weak_ptr<int> alive = alive_;
     for (const auto& name : removed) {
         if (observer_ != nullptr) {
-            observer_->unit_event(name, "stopping", "not part of the roles " + [&] {
-                std::string joined;
-                for (const auto& r : plan_.roles) {
-                    joined += (joined.empty() ? "" : ",") + to_string(r);
-                }
-                return joined;
-            }());
+            observer_->unit_event(
+                name, "stopping", "not part of the roles " + [&] {
+                    std::string joined;
+                    for (const auto& r : plan_.roles) {
+                        joined += (joined.empty() ? "" : ",") + to_string(r);
+                    }
+                    return joined;
+                }());
         }
         systemd_.stop_unit(name, [this, alive, generation, left, name](const JobOutcome& outcome) {
             if (alive.expired() || generation != generation_) {
                 return;
             }
             if (!outcome.ok() && observer_ != nullptr) {
-                observer_->unit_event(name, "stop-failed", std::string(to_string(outcome.result)) + " " + outcome.error);
+                observer_->unit_event(
+                    name, "stop-failed", std::string(to_string(outcome.result)) + " " + outcome.error);
             }
             if (--*left == 0) {
                 prepare_units(generation);
@@ -309,7 +320,9 @@ void Supervisor::prepare_units(std::uint64_t generation) {
         evaluate();
         units_changed();
     };
-    auto after_enable = [this, guard, after_reload] { systemd_.reload(guard("reloading systemd", after_reload)); };
+    auto after_enable = [this, guard, after_reload] {
+        systemd_.reload(guard("reloading systemd", after_reload));
+    };
     auto after_unmask = [this, guard, units, after_enable] {
         systemd_.enable_unit_files(units, true, guard("enabling units", after_enable));
     };
@@ -343,9 +356,10 @@ void Supervisor::start_tier(std::uint64_t generation, std::size_t tier) {
         std::string why;
         std::string unit;
         if (!tier_ready(tier, &why, &unit)) {
-            fail("tier " + std::to_string(tier + 1) + " not healthy within " + seconds(options_.tier_deadline) +
-                     ": " + why,
-                 unit);
+            fail(
+                "tier " + std::to_string(tier + 1) + " not healthy within " +
+                    seconds(options_.tier_deadline) + ": " + why,
+                unit);
         }
     });
     for (const auto& name : tiers_[tier]) {
@@ -358,7 +372,8 @@ void Supervisor::start_tier(std::uint64_t generation, std::size_t tier) {
         t.phase = Tracked::Phase::starting;
         t.job = ++job_seq_;
         const auto* before = systemd_.unit_state(name);
-        t.invocation_before = before != nullptr && before->active_state == "active" ? before->invocation_id : "";
+        t.invocation_before =
+            before != nullptr && before->active_state == "active" ? before->invocation_id : "";
         const std::uint64_t job = t.job;
         auto done = [this, alive, name, job](const JobOutcome& outcome) {
             if (alive.expired()) {
@@ -383,7 +398,8 @@ void Supervisor::start_tier(std::uint64_t generation, std::size_t tier) {
     }
 }
 
-void Supervisor::tier_job_done(std::uint64_t /*generation*/, const std::string& unit, const JobOutcome& outcome) {
+void Supervisor::tier_job_done(
+    std::uint64_t /*generation*/, const std::string& unit, const JobOutcome& outcome) {
     auto& t = *units_.at(unit);
     if (!outcome.ok()) {
         std::string reason = "start job " + std::string(to_string(outcome.result));
@@ -488,7 +504,8 @@ void Supervisor::schedule_restart(Tracked& t) {
     const double factor = std::pow(2.0, std::min(n, 30));
     const auto delay = std::min<Clock::duration>(
         options_.backoff_max,
-        Clock::duration(static_cast<Clock::duration::rep>(static_cast<double>(options_.backoff_initial.count()) * factor)));
+        Clock::duration(static_cast<Clock::duration::rep>(
+            static_cast<double>(options_.backoff_initial.count()) * factor)));
     t.phase = Tracked::Phase::waiting;
     if (observer_ != nullptr) {
         observer_->unit_event(t.spec.name, "restarting", "in " + seconds(delay) + ": " + t.last_reason);
@@ -500,7 +517,8 @@ void Supervisor::schedule_restart(Tracked& t) {
             return;
         }
         const auto it = units_.find(name);
-        if (it == units_.end() || it->second->phase != Tracked::Phase::waiting || state_ == RoleState::failed) {
+        if (it == units_.end() || it->second->phase != Tracked::Phase::waiting ||
+            state_ == RoleState::failed) {
             return;
         }
         auto& tracked = *it->second;
@@ -612,7 +630,8 @@ void Supervisor::probe_done(const std::string& unit, std::size_t index, const Pr
             if (const auto* hold = holding_check(t.checks); hold != nullptr) {
                 if (!t.restart_held && observer_ != nullptr) {
                     observer_->unit_event(
-                        unit, "restart-held",
+                        unit,
+                        "restart-held",
                         "check " + describe_check(c.check) + " failing, but " + describe_check(hold->check) +
                             " says a restart cannot help: " + hold->detail);
                 }
@@ -644,9 +663,10 @@ void Supervisor::probe_done(const std::string& unit, std::size_t index, const Pr
             t.restart_held = true;
             if (observer_ != nullptr) {
                 observer_->unit_event(
-                    unit, "restart-held",
-                    t.restart_reason + ", but " + describe_check(hold->check) + " says a restart cannot help: " +
-                        hold->detail);
+                    unit,
+                    "restart-held",
+                    t.restart_reason + ", but " + describe_check(hold->check) +
+                        " says a restart cannot help: " + hold->detail);
             }
         } else {
             unit_down(t, t.restart_reason);
@@ -683,7 +703,8 @@ bool Supervisor::tier_ready(std::size_t tier, std::string* why, std::string* uni
                     continue;  // the cluster's state, not this unit's readiness
                 }
                 if (!c.known || !c.passing) {
-                    problem = "check " + describe_check(c.check) + (c.known ? " failing: " + c.detail : " pending");
+                    problem =
+                        "check " + describe_check(c.check) + (c.known ? " failing: " + c.detail : " pending");
                     break;
                 }
             }
@@ -777,7 +798,8 @@ void Supervisor::evaluate() {
             if (t.phase != Tracked::Phase::running) {
                 problem = name + ": " + (t.last_reason.empty() ? "not running" : t.last_reason);
             } else if (state == nullptr || state->active_state != "active") {
-                problem = name + ": " + (state != nullptr ? down_reason(*state) : std::string("unknown state"));
+                problem =
+                    name + ": " + (state != nullptr ? down_reason(*state) : std::string("unknown state"));
             } else if (const auto* hold = holding_check(t.checks); hold != nullptr) {
                 // Said first: it is why the unit is left as it is.
                 problem = name + ": " + hold->detail + " (check " + describe_check(hold->check) + "); " +
@@ -889,7 +911,8 @@ void Supervisor::switch_to(Plan plan) {
         throw Error(Errc::refused, "a role switch is already in progress");
     }
     if (transactions_ != nullptr) {
-        transactions_->begin(plan_.roles, plan.roles);  // the intent first: nothing has changed if this throws
+        transactions_->begin(
+            plan_.roles, plan.roles);  // the intent first: nothing has changed if this throws
     }
     switch_ = std::make_unique<Switch>();
     switch_->old_plan = plan_;
@@ -993,12 +1016,24 @@ std::vector<UnitStatus> Supervisor::units(const std::optional<RoleSpec>& role) c
             status.active_state = state != nullptr ? state->active_state : "unknown";
             status.restarts = t.own_restarts + (state != nullptr ? state->n_restarts : 0);
             switch (t.phase) {
-                case Tracked::Phase::pending: status.check_state = "pending"; break;
-                case Tracked::Phase::starting: status.check_state = "starting"; break;
-                case Tracked::Phase::waiting: status.check_state = "waiting"; break;
-                case Tracked::Phase::stopping: status.check_state = "stopping"; break;
-                case Tracked::Phase::gave_up: status.check_state = "gave-up"; break;
-                case Tracked::Phase::not_applicable: status.check_state = "not-applicable"; break;
+                case Tracked::Phase::pending:
+                    status.check_state = "pending";
+                    break;
+                case Tracked::Phase::starting:
+                    status.check_state = "starting";
+                    break;
+                case Tracked::Phase::waiting:
+                    status.check_state = "waiting";
+                    break;
+                case Tracked::Phase::stopping:
+                    status.check_state = "stopping";
+                    break;
+                case Tracked::Phase::gave_up:
+                    status.check_state = "gave-up";
+                    break;
+                case Tracked::Phase::not_applicable:
+                    status.check_state = "not-applicable";
+                    break;
                 case Tracked::Phase::running: {
                     bool failing = false;
                     bool pending = false;
@@ -1007,10 +1042,10 @@ std::vector<UnitStatus> Supervisor::units(const std::optional<RoleSpec>& role) c
                         pending = pending || !c.known;
                     }
                     const bool active = state != nullptr && state->active_state == "active";
-                    status.check_state = t.restart_held ? "held"
+                    status.check_state = t.restart_held       ? "held"
                                          : failing || !active ? "failing"
-                                         : pending ? "pending"
-                                                   : "passing";
+                                         : pending            ? "pending"
+                                                              : "passing";
                     break;
                 }
             }

@@ -86,11 +86,17 @@ TEST_CASE("storm-console with no storm-roled on the bus stays up and follows Nod
     stormnode::TempDir dir("storm-console-noroled");
     const PrivateBus bus(dir.path());
     const Console console(
-        dir.path(), console_command(bus.address(), node_root(dir.path())), 120, 40, Console::Capture::transcript);
+        dir.path(),
+        console_command(bus.address(), node_root(dir.path())),
+        120,
+        40,
+        Console::Capture::transcript);
 
     // The menu is drawn after the text: waiting for both sees a whole screen, not one half-drawn.
     auto screen = console.wait_for(
-        [](const std::string& s) { return contains(s, "storm-roled is not running") && contains(s, "Choose a role"); },
+        [](const std::string& s) {
+            return contains(s, "storm-roled is not running") && contains(s, "Choose a role");
+        },
         30s,
         "the status saying storm-roled is not running, with the menu (the console did not exit)");
     CHECK(contains(screen, "Host: livehost"));

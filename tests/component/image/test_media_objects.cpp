@@ -27,9 +27,9 @@ constexpr const char* kKernelInTree = "usr/lib/modules/6.1.0-test/vmlinuz";
 
 struct Repos {
     TempDir dir{"stormnode-media-objects"};
-    fs::path source = dir.path() / "source";   // complete
-    fs::path live = dir.path() / "live";       // the kernel's object left out, listed instead
-    fs::path media = dir.path() / "media";     // the ISO's root
+    fs::path source = dir.path() / "source";  // complete
+    fs::path live = dir.path() / "live";      // the kernel's object left out, listed instead
+    fs::path media = dir.path() / "media";    // the ISO's root
     fs::path target = dir.path() / "target";
     std::string commit;
     image::MediaObject kernel;
@@ -51,13 +51,13 @@ struct Repos {
                  "--owner-uid=0",
                  "--owner-gid=0",
                  "--tree=dir=" + tree.string()}});
-        commit = run_checked({.argv = {"ostree", "rev-parse", "--repo=" + source.string(), "node"}}).out.substr(0, 64);
+        commit = run_checked({.argv = {"ostree", "rev-parse", "--repo=" + source.string(), "node"}})
+                     .out.substr(0, 64);
         run_checked({.argv = {"ostree", "pull-local", "--repo=" + live.string(), source.string(), "node"}});
 
         auto repo = image::open_repo(source);
         kernel = image::describe_media_object(repo.get(), commit, kKernelInTree, "boot/vmlinuz");
-        fs::remove(
-            live / "objects" / kernel.checksum.substr(0, 2) / (kernel.checksum.substr(2) + ".filez"));
+        fs::remove(live / "objects" / kernel.checksum.substr(0, 2) / (kernel.checksum.substr(2) + ".filez"));
         stormnode::write_file_atomic(live / image::kMediaObjectsFile, image::format_media_objects({kernel}));
         fs::create_directories(media / "boot");
         stormnode::write_file_atomic(media / "boot/vmlinuz", "a kernel image\n");
@@ -72,9 +72,14 @@ struct Repos {
 
 TEST_CASE("a commit's file is described for the media list as ostree lists it", "[image][media]") {
     Repos r;
-    const auto listed =
-        run_checked({.argv = {"ostree", "ls", "--repo=" + r.source.string(), "-C", r.commit, std::string("/") + kKernelInTree}})
-            .out;
+    const auto listed = run_checked({.argv =
+                                         {"ostree",
+                                          "ls",
+                                          "--repo=" + r.source.string(),
+                                          "-C",
+                                          r.commit,
+                                          std::string("/") + kKernelInTree}})
+                            .out;
     CHECK_THAT(listed, Catch::Matchers::Contains(r.kernel.checksum));
     CHECK(r.kernel.uid == 0);
     CHECK(r.kernel.gid == 0);
@@ -99,7 +104,8 @@ TEST_CASE("the live repo alone cannot be pulled, seeded from the media it can", 
     REQUIRE(pulled.ok());
     CHECK(run({.argv = {"ostree", "fsck", "--repo=" + r.target.string()}}).ok());
     const fs::path checkout = r.dir.path() / "checkout";
-    run_checked({.argv = {"ostree", "checkout", "--repo=" + r.target.string(), "-U", "node", checkout.string()}});
+    run_checked(
+        {.argv = {"ostree", "checkout", "--repo=" + r.target.string(), "-U", "node", checkout.string()}});
     CHECK(stormnode::read_file(checkout / kKernelInTree) == "a kernel image\n");
 }
 
@@ -108,7 +114,8 @@ TEST_CASE("a media file that is not the object, or is missing, writes nothing", 
     auto target = image::open_repo(r.target);
     const auto has_kernel = [&] {
         gboolean has = FALSE;
-        ostree_repo_has_object(target.get(), OSTREE_OBJECT_TYPE_FILE, r.kernel.checksum.c_str(), &has, nullptr, nullptr);
+        ostree_repo_has_object(
+            target.get(), OSTREE_OBJECT_TYPE_FILE, r.kernel.checksum.c_str(), &has, nullptr, nullptr);
         return has != FALSE;
     };
 
@@ -136,7 +143,8 @@ TEST_CASE("a media file that is not the object, or is missing, writes nothing", 
 TEST_CASE("a malformed media list names its file and line", "[image][media]") {
     Repos r;
     const fs::path list = r.live / image::kMediaObjectsFile;
-    stormnode::write_file_atomic(list, image::format_media_objects({r.kernel}) + r.kernel.checksum + " 0 0 40755 boot\n");
+    stormnode::write_file_atomic(
+        list, image::format_media_objects({r.kernel}) + r.kernel.checksum + " 0 0 40755 boot\n");
     try {
         image::read_media_objects(list);
         FAIL("a directory mode was accepted");

@@ -6,12 +6,12 @@
 #include <stormnode/common/temp_dir.hpp>
 #include <stormnode/supervisor/sd_event_loop.hpp>
 
+#include <signal.h>
+
 #include <chrono>
 #include <functional>
 #include <sstream>
 #include <string>
-
-#include <signal.h>
 
 namespace stormnode::roles::testing {
 
@@ -19,8 +19,12 @@ class PrivateBus {
 public:
     PrivateBus() {
         const auto result = run_checked(Command{
-            {"dbus-daemon", "--session", "--address=unix:path=" + (dir_.path() / "bus").string(),
-             "--print-address=1", "--print-pid=1", "--fork"}});
+            {"dbus-daemon",
+             "--session",
+             "--address=unix:path=" + (dir_.path() / "bus").string(),
+             "--print-address=1",
+             "--print-pid=1",
+             "--fork"}});
         std::istringstream lines(result.out);
         std::getline(lines, address_);
         std::string pid;
@@ -46,8 +50,10 @@ private:
 };
 
 // Runs the loop (waiting on its sources, no sleeping) until done() or the time is up.
-inline bool run_until(sd_event* event, const std::function<bool()>& done,
-                      std::chrono::milliseconds limit = std::chrono::milliseconds(5000)) {
+inline bool run_until(
+    sd_event* event,
+    const std::function<bool()>& done,
+    std::chrono::milliseconds limit = std::chrono::milliseconds(5000)) {
     const auto deadline = std::chrono::steady_clock::now() + limit;
     while (!done()) {
         const auto left = deadline - std::chrono::steady_clock::now();

@@ -66,8 +66,13 @@ int method_get_unit(sd_bus_message* m, void* userdata, sd_bus_error* error) {
 }
 
 int get_property(
-    sd_bus* /*bus*/, const char* path, const char* /*interface*/, const char* property, sd_bus_message* reply,
-    void* userdata, sd_bus_error* error) {
+    sd_bus* /*bus*/,
+    const char* path,
+    const char* /*interface*/,
+    const char* property,
+    sd_bus_message* reply,
+    void* userdata,
+    sd_bus_error* error) {
     const auto name = unit_of_path(path);
     const auto it = self(userdata)->units.find(name);
     if (it == self(userdata)->units.end()) {
@@ -75,18 +80,29 @@ int get_property(
     }
     const auto& u = it->second;
     const std::string p(property);
-    if (p == "LoadState") return sd_bus_message_append(reply, "s", "loaded");
-    if (p == "ActiveState") return sd_bus_message_append(reply, "s", u.active_state.c_str());
-    if (p == "SubState") return sd_bus_message_append(reply, "s", u.sub_state.c_str());
-    if (p == "Result") return sd_bus_message_append(reply, "s", u.result.c_str());
-    if (p == "NRestarts") return sd_bus_message_append(reply, "u", u.n_restarts);
-    if (p == "MainPID") return sd_bus_message_append(reply, "u", u.main_pid);
-    if (p == "InvocationID") return sd_bus_message_append_array(reply, 'y', u.invocation_id.data(), u.invocation_id.size());
+    if (p == "LoadState")
+        return sd_bus_message_append(reply, "s", "loaded");
+    if (p == "ActiveState")
+        return sd_bus_message_append(reply, "s", u.active_state.c_str());
+    if (p == "SubState")
+        return sd_bus_message_append(reply, "s", u.sub_state.c_str());
+    if (p == "Result")
+        return sd_bus_message_append(reply, "s", u.result.c_str());
+    if (p == "NRestarts")
+        return sd_bus_message_append(reply, "u", u.n_restarts);
+    if (p == "MainPID")
+        return sd_bus_message_append(reply, "u", u.main_pid);
+    if (p == "InvocationID")
+        return sd_bus_message_append_array(reply, 'y', u.invocation_id.data(), u.invocation_id.size());
     return -ENOENT;
 }
 
 int find_unit(
-    sd_bus* /*bus*/, const char* path, const char* /*interface*/, void* userdata, void** found,
+    sd_bus* /*bus*/,
+    const char* path,
+    const char* /*interface*/,
+    void* userdata,
+    void** found,
     sd_bus_error* /*error*/) {
     if (!self(userdata)->units.contains(unit_of_path(path))) {
         return 0;
@@ -148,17 +164,39 @@ void free_job(void* userdata) {
 }  // namespace
 
 FakeSystemdService::FakeSystemdService(const std::string& address, sd_event* event)
-    : bus_(open_bus(address, event)), event_(event) {
-    check_r(sd_bus_add_object_vtable(bus_.get(), out(manager_slot_), "/org/freedesktop/systemd1",
-                                     "org.freedesktop.systemd1.Manager", kManagerVtable, this),
-            "manager vtable");
-    check_r(sd_bus_add_fallback_vtable(bus_.get(), out(unit_slot_), kUnitPrefix, "org.freedesktop.systemd1.Unit",
-                                       kUnitVtable, find_unit, this),
-            "unit vtable");
-    check_r(sd_bus_add_fallback_vtable(bus_.get(), out(service_slot_), kUnitPrefix,
-                                       "org.freedesktop.systemd1.Service", kServiceVtable, find_unit, this),
-            "service vtable");
-    check_r(sd_bus_request_name(bus_.get(), "org.freedesktop.systemd1", 0), "owning org.freedesktop.systemd1");
+    : bus_(open_bus(address, event)),
+      event_(event) {
+    check_r(
+        sd_bus_add_object_vtable(
+            bus_.get(),
+            out(manager_slot_),
+            "/org/freedesktop/systemd1",
+            "org.freedesktop.systemd1.Manager",
+            kManagerVtable,
+            this),
+        "manager vtable");
+    check_r(
+        sd_bus_add_fallback_vtable(
+            bus_.get(),
+            out(unit_slot_),
+            kUnitPrefix,
+            "org.freedesktop.systemd1.Unit",
+            kUnitVtable,
+            find_unit,
+            this),
+        "unit vtable");
+    check_r(
+        sd_bus_add_fallback_vtable(
+            bus_.get(),
+            out(service_slot_),
+            kUnitPrefix,
+            "org.freedesktop.systemd1.Service",
+            kServiceVtable,
+            find_unit,
+            this),
+        "service vtable");
+    check_r(
+        sd_bus_request_name(bus_.get(), "org.freedesktop.systemd1", 0), "owning org.freedesktop.systemd1");
 }
 
 int FakeSystemdService::on_job(sd_bus_message* m, const std::string& method, sd_bus_error* error) {
@@ -177,7 +215,9 @@ int FakeSystemdService::on_job(sd_bus_message* m, const std::string& method, sd_
     // Like systemd: the reply first, the job runs later from the event loop.
     auto ctx = std::make_unique<JobContext>(JobContext{this, id, unit, method});
     sd_event_source* source = nullptr;
-    check_r(sd_event_add_time_relative(event_, &source, CLOCK_MONOTONIC, 2000, 0, on_job_timer, ctx.get()), "job timer");
+    check_r(
+        sd_event_add_time_relative(event_, &source, CLOCK_MONOTONIC, 2000, 0, on_job_timer, ctx.get()),
+        "job timer");
     sd_event_source_set_destroy_callback(source, free_job);
     ctx.release();
     sd_event_source_set_floating(source, 1);
@@ -202,9 +242,18 @@ void FakeSystemdService::finish_job(std::uint32_t id, const std::string& unit, c
     }
     if (subscribers > 0) {
         const std::string path = "/org/freedesktop/systemd1/job/" + std::to_string(id);
-        check_r(sd_bus_emit_signal(bus_.get(), "/org/freedesktop/systemd1", "org.freedesktop.systemd1.Manager",
-                                   "JobRemoved", "uoss", id, path.c_str(), unit.c_str(), result.c_str()),
-                "JobRemoved");
+        check_r(
+            sd_bus_emit_signal(
+                bus_.get(),
+                "/org/freedesktop/systemd1",
+                "org.freedesktop.systemd1.Manager",
+                "JobRemoved",
+                "uoss",
+                id,
+                path.c_str(),
+                unit.c_str(),
+                result.c_str()),
+            "JobRemoved");
     }
 }
 
@@ -260,12 +309,26 @@ void FakeSystemdService::emit_changed(const std::string& unit) {
     }
     const auto path = path_of_unit(unit);
     // systemd's order: the unit type's interface first, then org.freedesktop.systemd1.Unit.
-    check_r(sd_bus_emit_properties_changed(bus_.get(), path.c_str(), "org.freedesktop.systemd1.Service",
-                                           "Result", "MainPID", "NRestarts", nullptr),
-            "PropertiesChanged");
-    check_r(sd_bus_emit_properties_changed(bus_.get(), path.c_str(), "org.freedesktop.systemd1.Unit",
-                                           "ActiveState", "SubState", "InvocationID", nullptr),
-            "PropertiesChanged");
+    check_r(
+        sd_bus_emit_properties_changed(
+            bus_.get(),
+            path.c_str(),
+            "org.freedesktop.systemd1.Service",
+            "Result",
+            "MainPID",
+            "NRestarts",
+            nullptr),
+        "PropertiesChanged");
+    check_r(
+        sd_bus_emit_properties_changed(
+            bus_.get(),
+            path.c_str(),
+            "org.freedesktop.systemd1.Unit",
+            "ActiveState",
+            "SubState",
+            "InvocationID",
+            nullptr),
+        "PropertiesChanged");
 }
 
 }  // namespace stormnode::roles::testing

@@ -25,14 +25,17 @@ public:
 
     FakeSystemdService(const std::string& address, sd_event* event);
 
-    std::map<std::string, FakeUnit> units;   // units not here are "not found"
-    std::vector<std::string> calls;          // "StartUnit a.service", "EnableUnitFiles a.service b.service", ...
+    std::map<std::string, FakeUnit> units;  // units not here are "not found"
+    std::vector<std::string> calls;  // "StartUnit a.service", "EnableUnitFiles a.service b.service", ...
     int subscribers = 0;
     int starts = 0;
 
     // Changes a unit's state as systemd would, and emits PropertiesChanged (to subscribers).
-    void set_state(const std::string& unit, const std::string& active, const std::string& sub,
-                   const std::string& result = "success");
+    void set_state(
+        const std::string& unit,
+        const std::string& active,
+        const std::string& sub,
+        const std::string& result = "success");
     // The unit's main process dies from a signal (Restart=no).
     void kill_main(const std::string& unit);
 

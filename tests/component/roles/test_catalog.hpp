@@ -61,7 +61,8 @@ tiers:
 healthy_when:
   required: [broken.service]
 )");
-    write_file_atomic(dir / "catalog" / "templates" / "alpha" / "alpha.conf.mustache", "host={{hostname}} zone={{zone}}\n");
+    write_file_atomic(
+        dir / "catalog" / "templates" / "alpha" / "alpha.conf.mustache", "host={{hostname}} zone={{zone}}\n");
     write_file_atomic(dir / "node.yaml", "roles: [alpha]\nhostname: node7\nzone: z1\n");
 }
 

@@ -59,10 +59,28 @@ struct World {
         for (const char* u : {"alpha-db.service", "alpha-api.service", "beta.service", "gamma.service"}) {
             fake.units[u];
         }
-        check_r(sd_bus_match_signal(client.get(), out(state_match), kNodeBusName, kNodeObjectPath, kNodeInterface,
-                                    "StateChanged", on_state, this), "match");
-        check_r(sd_bus_match_signal(client.get(), out(switch_match), kNodeBusName, kNodeObjectPath, kNodeInterface,
-                                    "RoleSwitched", on_switch, this), "match");
+        check_r(
+            sd_bus_match_signal(
+                client.get(),
+                out(state_match),
+                kNodeBusName,
+                kNodeObjectPath,
+                kNodeInterface,
+                "StateChanged",
+                on_state,
+                this),
+            "match");
+        check_r(
+            sd_bus_match_signal(
+                client.get(),
+                out(switch_match),
+                kNodeBusName,
+                kNodeObjectPath,
+                kNodeInterface,
+                "RoleSwitched",
+                on_switch,
+                this),
+            "match");
         DaemonOptions options;
         options.config = dir.path() / "node.yaml";
         options.catalog_dir = dir.path() / "catalog";
@@ -121,8 +139,10 @@ struct World {
     Call call(const char* interface, const char* member, const char* types, Args... args) {
         Call c;
         BusMessage m;
-        check_r(sd_bus_message_new_method_call(client.get(), out(m), kNodeBusName, kNodeObjectPath, interface, member),
-                "call");
+        check_r(
+            sd_bus_message_new_method_call(
+                client.get(), out(m), kNodeBusName, kNodeObjectPath, interface, member),
+            "call");
         if (types != nullptr) {
             check_r(sd_bus_message_append(m.get(), types, args...), "append");
         }
@@ -175,8 +195,9 @@ TEST_CASE("Node1 publishes the roles' state, units and image", "[node1][componen
     CHECK(w.get_roles() == std::vector<std::string>{"alpha"});
     auto units = w.call("org.freedesktop.DBus.Properties", "Get", "ss", kNodeInterface, "Units");
     check_r(sd_bus_message_enter_container(units.reply.get(), 'v', "a(sssu)"), "read");
-    CHECK(World::read_units(units.reply.get()) ==
-          std::vector<std::string>{"alpha-db.service active passing 0", "alpha-api.service active passing 0"});
+    CHECK(
+        World::read_units(units.reply.get()) ==
+        std::vector<std::string>{"alpha-db.service active passing 0", "alpha-api.service active passing 0"});
     auto image = w.call("org.freedesktop.DBus.Properties", "Get", "ss", kNodeInterface, "Image");
     const char* commit = nullptr;
     const char* version = nullptr;
@@ -199,9 +220,12 @@ TEST_CASE("Node1 methods answer with named errors from the table", "[node1][comp
     REQUIRE(w.wait_state("healthy"));
     auto units = w.call(kNodeInterface, "Units", "s", "alpha");
     CHECK(World::read_units(units.reply.get()).size() == 2);
-    CHECK(w.call(kNodeInterface, "Units", "s", "beta").error_name() == "org.stormclouds.Node1.Error.UnknownRole");
-    CHECK(w.call(kNodeInterface, "RestartRole", "s", "nosuch").error_name() ==
-          "org.stormclouds.Node1.Error.UnknownRole");
+    CHECK(
+        w.call(kNodeInterface, "Units", "s", "beta").error_name() ==
+        "org.stormclouds.Node1.Error.UnknownRole");
+    CHECK(
+        w.call(kNodeInterface, "RestartRole", "s", "nosuch").error_name() ==
+        "org.stormclouds.Node1.Error.UnknownRole");
     const char* bad[] = {"nosuch", nullptr};
     auto set = w.call(kNodeInterface, "SetRoles", "asb", 1, bad[0], 0);
     CHECK(set.error_name() == "org.stormclouds.Node1.Error.InvalidRoles");
@@ -212,7 +236,8 @@ TEST_CASE("Node1 methods answer with named errors from the table", "[node1][comp
 TEST_CASE("a killed unit shows as degraded, then healthy after its restart", "[node1][component]") {
     World w;
     REQUIRE(w.wait_state("healthy"));
-    REQUIRE(run_until(w.event.get(), [&] { return !w.state_signals.empty() && w.state_signals.back() == "healthy"; }));
+    REQUIRE(run_until(
+        w.event.get(), [&] { return !w.state_signals.empty() && w.state_signals.back() == "healthy"; }));
     w.state_signals.clear();
     w.fake.kill_main("alpha-api.service");
     REQUIRE(w.wait_state("degraded"));
@@ -272,7 +297,8 @@ TEST_CASE("the installed introspection XML describes the live interface", "[node
     const char* xml = nullptr;
     check_r(sd_bus_message_read(c.reply.get(), "s", &xml), "read");
     const std::string live(xml);
-    const auto installed = read_file(std::string(STORMNODE_SOURCE_DIR) + "/roles/supervisor/daemon/org.stormclouds.Node1.xml");
+    const auto installed =
+        read_file(std::string(STORMNODE_SOURCE_DIR) + "/roles/supervisor/daemon/org.stormclouds.Node1.xml");
     const std::regex member(R"re(<(method|property|signal) name="([A-Za-z]+)"( type="([^"]+)")?)re");
     auto members = [&](const std::string& text) {
         std::set<std::string> found;
@@ -288,7 +314,8 @@ TEST_CASE("the installed introspection XML describes the live interface", "[node
     CHECK(members(live).size() == 10);
 }
 
-TEST_CASE("SetRoles out of a quorum role is refused without cluster.yaml unless forced", "[node1][component]") {
+TEST_CASE(
+    "SetRoles out of a quorum role is refused without cluster.yaml unless forced", "[node1][component]") {
     World w;
     REQUIRE(w.wait_state("healthy"));
     REQUIRE(w.set_roles("gamma", false).error_name().empty());  // joining a quorum role is never guarded
@@ -297,8 +324,9 @@ TEST_CASE("SetRoles out of a quorum role is refused without cluster.yaml unless 
 
     auto refused = w.set_roles("beta", false);
     CHECK(refused.error_name() == "org.stormclouds.Node1.Error.Refused");
-    CHECK_THAT(sd_bus_message_get_error(refused.reply.get())->message,
-               Catch::Contains("leaving gamma: no cluster.yaml: cannot prove the cluster keeps quorum"));
+    CHECK_THAT(
+        sd_bus_message_get_error(refused.reply.get())->message,
+        Catch::Contains("leaving gamma: no cluster.yaml: cannot prove the cluster keeps quorum"));
     CHECK(w.get_roles() == std::vector<std::string>{"gamma"});
     CHECK(w.fake.units["gamma.service"].active_state == "active");
     // Refused before anything was recorded: the record is still the one of the switch to gamma.
@@ -315,29 +343,34 @@ TEST_CASE("with cluster.yaml members that keep quorum, leaving needs no force", 
     REQUIRE(w.wait_state("healthy"));
     REQUIRE(w.set_roles("gamma", false).error_name().empty());
     REQUIRE(run_until(w.event.get(), [&] { return w.switch_signals.size() == 1; }));
-    write_file_atomic(w.dir.path() / "cluster.yaml",
-                      "name: c1\nmembers:\n  - {hostname: node7, address: 10.0.0.7, roles: [gamma]}\n"
-                      "  - {hostname: node8, address: 10.0.0.8, roles: [gamma]}\n");
+    write_file_atomic(
+        w.dir.path() / "cluster.yaml",
+        "name: c1\nmembers:\n  - {hostname: node7, address: 10.0.0.7, roles: [gamma]}\n"
+        "  - {hostname: node8, address: 10.0.0.8, roles: [gamma]}\n");
     auto refused = w.set_roles("beta", false);  // 1 of 2 left
     CHECK(refused.error_name() == "org.stormclouds.Node1.Error.Refused");
-    CHECK_THAT(sd_bus_message_get_error(refused.reply.get())->message,
-               Catch::Contains("leaving gamma would leave 1 of 2 gamma members"));
-    write_file_atomic(w.dir.path() / "cluster.yaml",
-                      "name: c1\nmembers:\n  - {hostname: node7, address: 10.0.0.7, roles: [gamma]}\n"
-                      "  - {hostname: node8, address: 10.0.0.8, roles: [gamma]}\n"
-                      "  - {hostname: node9, address: 10.0.0.9, roles: [gamma]}\n");
+    CHECK_THAT(
+        sd_bus_message_get_error(refused.reply.get())->message,
+        Catch::Contains("leaving gamma would leave 1 of 2 gamma members"));
+    write_file_atomic(
+        w.dir.path() / "cluster.yaml",
+        "name: c1\nmembers:\n  - {hostname: node7, address: 10.0.0.7, roles: [gamma]}\n"
+        "  - {hostname: node8, address: 10.0.0.8, roles: [gamma]}\n"
+        "  - {hostname: node9, address: 10.0.0.9, roles: [gamma]}\n");
     CHECK(w.set_roles("beta", false).error_name().empty());  // 2 of 3 left
     REQUIRE(run_until(w.event.get(), [&] { return w.switch_signals.size() == 2; }));
     CHECK(w.switch_signals.back() == "gamma->beta switched");
 }
 
-TEST_CASE("a switch interrupted by storm-roled's death is rolled back when it starts again", "[node1][component]") {
+TEST_CASE(
+    "a switch interrupted by storm-roled's death is rolled back when it starts again", "[node1][component]") {
     World w;
     REQUIRE(w.wait_state("healthy"));
     // What a crash in the middle of alpha -> beta leaves: the record, alpha's API stopped, beta running.
     w.daemon.reset();
-    write_file_atomic(w.dir.path() / "state/transaction.yaml",
-                      "old_roles: [alpha]\nnew_roles: [beta]\nstarted_at: 2024-05-01T10:00:00Z\nphase: starting\n");
+    write_file_atomic(
+        w.dir.path() / "state/transaction.yaml",
+        "old_roles: [alpha]\nnew_roles: [beta]\nstarted_at: 2024-05-01T10:00:00Z\nphase: starting\n");
     w.fake.set_state("alpha-api.service", "inactive", "dead");
     w.fake.set_state("beta.service", "active", "running");
     w.switch_signals.clear();

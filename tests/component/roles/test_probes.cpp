@@ -4,9 +4,8 @@
 #include <stormnode/common/c_handle.hpp>
 #include <stormnode/supervisor/sd_event_loop.hpp>
 
-#include <catch2/catch.hpp>
-
 #include <arpa/inet.h>
+#include <catch2/catch.hpp>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -138,7 +137,8 @@ TEST_CASE("exec probe: exit 0 passes; a failure or a timeout says so", "[probes]
     CHECK_THAT(loop.probe(check).detail, Catch::Contains("cannot run '/nonexistent/checker'"));
 }
 
-TEST_CASE("amqp_peer: the main process must hold an established connection to the port", "[probes][component]") {
+TEST_CASE(
+    "amqp_peer: the main process must hold an established connection to the port", "[probes][component]") {
     Loop loop;
     Listener broker(loop.event.get());
     UnitState unit;
@@ -146,7 +146,8 @@ TEST_CASE("amqp_peer: the main process must hold an established connection to th
     auto check = check_of(CheckKind::amqp_peer, broker.port);
     const auto before = loop.probe(check, unit);
     CHECK_FALSE(before.ok);
-    CHECK_THAT(before.detail, Catch::Contains("no established connection to port " + std::to_string(broker.port)));
+    CHECK_THAT(
+        before.detail, Catch::Contains("no established connection to port " + std::to_string(broker.port)));
 
     UniqueFd client(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
     sockaddr_in addr{};

@@ -24,7 +24,9 @@ struct World {
     BusConnection client = open_bus(bus.address(), event.get());
     SdBusSystemdManager manager{client.get()};
 
-    bool subscribed() { return run_until(event.get(), [&] { return fake.subscribers > 0; }); }
+    bool subscribed() {
+        return run_until(event.get(), [&] { return fake.subscribers > 0; });
+    }
 };
 
 }  // namespace
@@ -78,11 +80,12 @@ TEST_CASE("unit state is read once, then follows PropertiesChanged signals", "[s
     CHECK(state->invocation_id.size() == 32);
     const auto first_invocation = state->invocation_id;
     REQUIRE(w.subscribed());
-    const auto get_alls = std::count_if(w.fake.calls.begin(), w.fake.calls.end(),
-                                        [](const auto& c) { return c.rfind("LoadUnit", 0) == 0; });
+    const auto get_alls = std::count_if(
+        w.fake.calls.begin(), w.fake.calls.end(), [](const auto& c) { return c.rfind("LoadUnit", 0) == 0; });
 
     w.fake.kill_main("keystone.service");
-    REQUIRE(run_until(w.event.get(), [&] { return w.manager.unit_state("keystone.service")->active_state == "failed"; }));
+    REQUIRE(run_until(
+        w.event.get(), [&] { return w.manager.unit_state("keystone.service")->active_state == "failed"; }));
     CHECK(w.manager.unit_state("keystone.service")->result == "signal");
     CHECK(w.manager.unit_state("keystone.service")->main_pid == 0);
     CHECK(std::find(seen.begin(), seen.end(), "keystone.service failed signal") != seen.end());
@@ -94,8 +97,9 @@ TEST_CASE("unit state is read once, then follows PropertiesChanged signals", "[s
     CHECK(w.manager.unit_state("keystone.service")->active_state == "active");
     CHECK(w.manager.unit_state("keystone.service")->invocation_id != first_invocation);
     // Never polled: the unit was loaded once.
-    CHECK(std::count_if(w.fake.calls.begin(), w.fake.calls.end(),
-                        [](const auto& c) { return c.rfind("LoadUnit", 0) == 0; }) == get_alls);
+    CHECK(std::count_if(w.fake.calls.begin(), w.fake.calls.end(), [](const auto& c) {
+              return c.rfind("LoadUnit", 0) == 0;
+          }) == get_alls);
 }
 
 TEST_CASE("unit files: enable, mask, unmask and reload reach systemd", "[sdbus][component]") {
@@ -115,10 +119,17 @@ TEST_CASE("unit files: enable, mask, unmask and reload reach systemd", "[sdbus][
     w.manager.reload(count);
     REQUIRE(run_until(w.event.get(), [&] { return done == 5; }));
     CHECK_FALSE(failure);
-    CHECK(std::find(w.fake.calls.begin(), w.fake.calls.end(), "EnableUnitFiles a.service b.service runtime") !=
-          w.fake.calls.end());
-    CHECK(std::find(w.fake.calls.begin(), w.fake.calls.end(), "MaskUnitFiles c.service runtime") != w.fake.calls.end());
-    CHECK(std::find(w.fake.calls.begin(), w.fake.calls.end(), "UnmaskUnitFiles a.service") != w.fake.calls.end());
-    CHECK(std::find(w.fake.calls.begin(), w.fake.calls.end(), "DisableUnitFiles b.service") != w.fake.calls.end());
+    CHECK(
+        std::find(w.fake.calls.begin(), w.fake.calls.end(), "EnableUnitFiles a.service b.service runtime") !=
+        w.fake.calls.end());
+    CHECK(
+        std::find(w.fake.calls.begin(), w.fake.calls.end(), "MaskUnitFiles c.service runtime") !=
+        w.fake.calls.end());
+    CHECK(
+        std::find(w.fake.calls.begin(), w.fake.calls.end(), "UnmaskUnitFiles a.service") !=
+        w.fake.calls.end());
+    CHECK(
+        std::find(w.fake.calls.begin(), w.fake.calls.end(), "DisableUnitFiles b.service") !=
+        w.fake.calls.end());
     CHECK(w.fake.calls.back() == "Reload");
 }

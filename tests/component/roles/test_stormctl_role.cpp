@@ -337,7 +337,9 @@ TEST_CASE("stormctl role status says so when storm-roled is not running", "[stor
 }
 
 // What `stormctl pxe report healthy --when-healthy` waits with on a network-installed node.
-TEST_CASE("NodeClient::wait_for_state returns the properties once the node is in that state", "[node-client][component]") {
+TEST_CASE(
+    "NodeClient::wait_for_state returns the properties once the node is in that state",
+    "[node-client][component]") {
     DaemonThread daemon;
     NodeClient client(open_bus(daemon.address(), nullptr));
     const auto status = client.wait_for_state("healthy", 30s);
@@ -352,7 +354,8 @@ TEST_CASE("NodeClient::wait_for_state returns the properties once the node is in
     }
 }
 
-TEST_CASE("NodeClient::wait_for_state waits for storm-roled to come onto the bus", "[node-client][component]") {
+TEST_CASE(
+    "NodeClient::wait_for_state waits for storm-roled to come onto the bus", "[node-client][component]") {
     PrivateBus bus;
     NodeClient client(open_bus(bus.address(), nullptr));
     try {

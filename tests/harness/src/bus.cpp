@@ -20,9 +20,10 @@ struct BusError {
 
 void check_call(int r, const BusError& e, const std::string& what) {
     if (r < 0) {
-        const std::string detail = sd_bus_error_is_set(&e.error) != 0
-                                       ? std::string(e.error.name) + ": " + (e.error.message ? e.error.message : "")
-                                       : std::error_code(-r, std::system_category()).message();
+        const std::string detail =
+            sd_bus_error_is_set(&e.error) != 0
+                ? std::string(e.error.name) + ": " + (e.error.message ? e.error.message : "")
+                : std::error_code(-r, std::system_category()).message();
         throw Error(Errc::dbus, what + ": " + detail, std::error_code(-r, std::system_category()));
     }
 }
@@ -32,7 +33,8 @@ std::string read_variant(sd_bus_message* m) {
     char type = 0;
     const char* contents = nullptr;
     check_r(sd_bus_message_peek_type(m, &type, &contents), "peeking a variant", Errc::dbus);
-    check_r(sd_bus_message_enter_container(m, SD_BUS_TYPE_VARIANT, contents), "entering a variant", Errc::dbus);
+    check_r(
+        sd_bus_message_enter_container(m, SD_BUS_TYPE_VARIANT, contents), "entering a variant", Errc::dbus);
     std::string text;
     const std::string sig = contents;
     if (sig == "s" || sig == "o" || sig == "g") {
@@ -87,7 +89,9 @@ std::string read_variant(sd_bus_message* m) {
 PropertyMap read_property_dict(sd_bus_message* m) {
     PropertyMap result;
     check_r(sd_bus_message_enter_container(m, SD_BUS_TYPE_ARRAY, "{sv}"), "entering a{sv}", Errc::dbus);
-    while (check_r(sd_bus_message_enter_container(m, SD_BUS_TYPE_DICT_ENTRY, "sv"), "entering {sv}", Errc::dbus) > 0) {
+    while (check_r(
+               sd_bus_message_enter_container(m, SD_BUS_TYPE_DICT_ENTRY, "sv"), "entering {sv}", Errc::dbus) >
+           0) {
         const char* name = nullptr;
         check_r(sd_bus_message_read_basic(m, 's', &name), "reading a property name", Errc::dbus);
         const std::string key = name;
@@ -110,25 +114,47 @@ Bus connect_bus(const std::string& address) {
 }
 
 std::string get_property(
-    sd_bus* bus, const std::string& destination, const std::string& path, const std::string& interface,
+    sd_bus* bus,
+    const std::string& destination,
+    const std::string& path,
+    const std::string& interface,
     const std::string& property) {
     BusError error;
     Message reply;
     const int r = sd_bus_call_method(
-        bus, destination.c_str(), path.c_str(), "org.freedesktop.DBus.Properties", "Get", &error.error, out(reply),
-        "ss", interface.c_str(), property.c_str());
+        bus,
+        destination.c_str(),
+        path.c_str(),
+        "org.freedesktop.DBus.Properties",
+        "Get",
+        &error.error,
+        out(reply),
+        "ss",
+        interface.c_str(),
+        property.c_str());
     check_call(r, error, "reading " + interface + "." + property + " of " + path);
     return read_variant(reply.get());
 }
 
 Message get_property_message(
-    sd_bus* bus, const std::string& destination, const std::string& path, const std::string& interface,
+    sd_bus* bus,
+    const std::string& destination,
+    const std::string& path,
+    const std::string& interface,
     const std::string& property) {
     BusError error;
     Message reply;
     const int r = sd_bus_call_method(
-        bus, destination.c_str(), path.c_str(), "org.freedesktop.DBus.Properties", "Get", &error.error, out(reply),
-        "ss", interface.c_str(), property.c_str());
+        bus,
+        destination.c_str(),
+        path.c_str(),
+        "org.freedesktop.DBus.Properties",
+        "Get",
+        &error.error,
+        out(reply),
+        "ss",
+        interface.c_str(),
+        property.c_str());
     check_call(r, error, "reading " + interface + "." + property + " of " + path);
     return reply;
 }
@@ -138,8 +164,15 @@ PropertyMap get_all_properties(
     BusError error;
     Message reply;
     const int r = sd_bus_call_method(
-        bus, destination.c_str(), path.c_str(), "org.freedesktop.DBus.Properties", "GetAll", &error.error,
-        out(reply), "s", interface.c_str());
+        bus,
+        destination.c_str(),
+        path.c_str(),
+        "org.freedesktop.DBus.Properties",
+        "GetAll",
+        &error.error,
+        out(reply),
+        "s",
+        interface.c_str());
     check_call(r, error, "reading the properties of " + interface + " at " + path);
     return read_property_dict(reply.get());
 }
@@ -155,8 +188,10 @@ PropertyMap decode_properties_changed(sd_bus_message* message, std::string* inte
 }
 
 SignalRecorder::SignalRecorder(sd_bus* bus, const std::string& match_rule) : bus_(bus) {
-    check_r(sd_bus_add_match(bus, out(slot_), match_rule.c_str(), &SignalRecorder::on_message, this),
-            "adding match " + match_rule, Errc::dbus);
+    check_r(
+        sd_bus_add_match(bus, out(slot_), match_rule.c_str(), &SignalRecorder::on_message, this),
+        "adding match " + match_rule,
+        Errc::dbus);
 }
 
 int SignalRecorder::on_message(sd_bus_message* m, void* userdata, sd_bus_error* /*error*/) {
@@ -178,7 +213,9 @@ void SignalRecorder::clear() {
 }
 
 Signal SignalRecorder::wait_for(
-    const std::function<bool(const Signal&)>& pred, std::chrono::milliseconds timeout, const std::string& what) {
+    const std::function<bool(const Signal&)>& pred,
+    std::chrono::milliseconds timeout,
+    const std::string& what) {
     std::optional<Signal> found;
     std::size_t scanned = 0;
     auto scan = [&] {
@@ -192,7 +229,8 @@ Signal SignalRecorder::wait_for(
         return false;
     };
     if (!process_until(bus_, scan, timeout)) {
-        throw Error(Errc::timeout, "timed out after " + std::to_string(timeout.count()) + " ms waiting for " + what);
+        throw Error(
+            Errc::timeout, "timed out after " + std::to_string(timeout.count()) + " ms waiting for " + what);
     }
     return std::move(*found);
 }
@@ -236,7 +274,8 @@ void reload(sd_bus* bus) {
 std::string load_unit(sd_bus* bus, const std::string& unit) {
     BusError error;
     Message reply;
-    const int r = sd_bus_call_method(bus, kService, kPath, kManager, "LoadUnit", &error.error, out(reply), "s", unit.c_str());
+    const int r = sd_bus_call_method(
+        bus, kService, kPath, kManager, "LoadUnit", &error.error, out(reply), "s", unit.c_str());
     check_call(r, error, "LoadUnit " + unit);
     const char* path = nullptr;
     check_r(sd_bus_message_read(reply.get(), "o", &path), "reading LoadUnit's reply", Errc::dbus);
@@ -247,14 +286,24 @@ std::string start_unit(sd_bus* bus, const std::string& unit, const std::string& 
     BusError error;
     Message reply;
     const int r = sd_bus_call_method(
-        bus, kService, kPath, kManager, method.c_str(), &error.error, out(reply), "ss", unit.c_str(), "replace");
+        bus,
+        kService,
+        kPath,
+        kManager,
+        method.c_str(),
+        &error.error,
+        out(reply),
+        "ss",
+        unit.c_str(),
+        "replace");
     check_call(r, error, method + " " + unit);
     const char* job = nullptr;
     check_r(sd_bus_message_read(reply.get(), "o", &job), "reading the job path", Errc::dbus);
     return job;
 }
 
-std::string unit_property(sd_bus* bus, const std::string& unit, const std::string& interface, const std::string& property) {
+std::string unit_property(
+    sd_bus* bus, const std::string& unit, const std::string& interface, const std::string& property) {
     return get_property(bus, kService, load_unit(bus, unit), interface, property);
 }
 

@@ -41,7 +41,8 @@ constexpr const char* kQemuConf =
 // virtlogd rotates at 2 MiB by default: an install's console is longer, and the test follows one file.
 constexpr const char* kVirtlogdConf = "max_size = 1073741824\nmax_backups = 1\n";
 
-void mount_or_throw(const char* source, const fs::path& target, const char* type, unsigned long flags, const char* data) {
+void mount_or_throw(
+    const char* source, const fs::path& target, const char* type, unsigned long flags, const char* data) {
     check_errno(::mount(source, target.c_str(), type, flags, data), "mounting " + target.string());
 }
 
@@ -77,17 +78,23 @@ PrivateLibvirt::PrivateLibvirt(const fs::path& work_dir) : work_dir_(work_dir) {
     mount_or_throw((work_dir_ / "qemu.conf").c_str(), "/etc/libvirt/qemu.conf", nullptr, MS_BIND, nullptr);
 
     virtlogd_ = std::make_unique<ChildProcess>(ChildCommand{
-        .argv = {"virtlogd", "--config", (work_dir_ / "virtlogd.conf").string(), "--pid-file",
-                 (work_dir_ / "virtlogd.pid").string()},
+        .argv =
+            {"virtlogd",
+             "--config",
+             (work_dir_ / "virtlogd.conf").string(),
+             "--pid-file",
+             (work_dir_ / "virtlogd.pid").string()},
         .output = work_dir_ / "virtlogd.log",
         .die_with_parent = true});
-    wait_for_file("/run/libvirt/virtlogd-sock", *virtlogd_, "virtlogd", std::chrono::steady_clock::now() + 60s);
+    wait_for_file(
+        "/run/libvirt/virtlogd-sock", *virtlogd_, "virtlogd", std::chrono::steady_clock::now() + 60s);
     // Its own pid file: the machine's libvirtd, if any, holds /run/libvirtd.pid.
     libvirtd_ = std::make_unique<ChildProcess>(ChildCommand{
         .argv = {"libvirtd", "--pid-file", (work_dir_ / "libvirtd.pid").string()},
         .output = work_dir_ / "libvirtd.log",
         .die_with_parent = true});
-    wait_for_file("/run/libvirt/libvirt-sock", *libvirtd_, "libvirtd", std::chrono::steady_clock::now() + 120s);
+    wait_for_file(
+        "/run/libvirt/libvirt-sock", *libvirtd_, "libvirtd", std::chrono::steady_clock::now() + 120s);
     // A call blocks until the drivers are initialised (qemu's capabilities probed: a minute under TCG).
     run_checked({.argv = {"virsh", "-c", kUri, "version"}, .timeout = 300s});
 }
@@ -115,7 +122,8 @@ DomainConsole::DomainConsole(const std::string& domain, const fs::path& serial_l
     check_errno(inotify_.get(), "inotify_init1");
     check_errno(pidfd_.get(), "pidfd_open for the qemu of " + domain);
     check_errno(
-        ::inotify_add_watch(inotify_.get(), serial_log.c_str(), IN_MODIFY), "watching " + serial_log.string());
+        ::inotify_add_watch(inotify_.get(), serial_log.c_str(), IN_MODIFY),
+        "watching " + serial_log.string());
 }
 
 std::chrono::steady_clock::duration DomainConsole::uptime() const {
@@ -149,7 +157,8 @@ bool DomainConsole::read_some(std::chrono::milliseconds timeout) {
 }
 
 std::string DomainConsole::wait_for(const std::string& pattern, std::chrono::seconds timeout) {
-    return console_.wait_for(pattern, timeout, [this](std::chrono::milliseconds limit) { return read_some(limit); });
+    return console_.wait_for(
+        pattern, timeout, [this](std::chrono::milliseconds limit) { return read_some(limit); });
 }
 
 }  // namespace stormnode::test

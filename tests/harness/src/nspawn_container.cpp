@@ -97,8 +97,15 @@ NspawnContainer::NspawnContainer(ContainerOptions options) : options_(std::move(
     fs::remove_all(fs::path("/run/systemd/nspawn/propagate") / options_.name, ignored);
 
     std::vector<std::string> argv{
-        "systemd-nspawn", "-D", options_.rootfs.string(), "-b", "--register=no", "--keep-unit",
-        "--volatile=overlay", "--console=pipe", "--machine=" + options_.name,
+        "systemd-nspawn",
+        "-D",
+        options_.rootfs.string(),
+        "-b",
+        "--register=no",
+        "--keep-unit",
+        "--volatile=overlay",
+        "--console=pipe",
+        "--machine=" + options_.name,
         "--bind=" + (host_dir_->path() / "dbus").string() + ":/run/dbus"};
     if (!options_.network_namespace.empty()) {
         argv.push_back("--network-namespace-path=" + options_.network_namespace.string());
@@ -113,12 +120,12 @@ NspawnContainer::NspawnContainer(ContainerOptions options) : options_(std::move(
         env["SYSTEMD_NSPAWN_API_VFS_WRITABLE"] = "network";
     }
     for (const auto& bind : options_.binds) {
-        argv.push_back((bind.read_only ? "--bind-ro=" : "--bind=") + bind.host.string() + ":" + bind.container);
+        argv.push_back(
+            (bind.read_only ? "--bind-ro=" : "--bind=") + bind.host.string() + ":" + bind.container);
     }
     try {
-        nspawn_ = std::make_unique<Child>(
-            ChildOptions{
-                .argv = argv, .env = env, .output = host_dir_->path() / "console.log", .cgroups = cgroups_});
+        nspawn_ = std::make_unique<Child>(ChildOptions{
+            .argv = argv, .env = env, .output = host_dir_->path() / "console.log", .cgroups = cgroups_});
         wait_for_bus_socket(deadline);
         find_leader();
         wait_until_running(deadline);
@@ -126,7 +133,8 @@ NspawnContainer::NspawnContainer(ContainerOptions options) : options_(std::move(
         const std::string message = e.what();
         fail("booting " + options_.rootfs.string() + " as " + options_.name + ": " + message);
     }
-    boot_time_ = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
+    boot_time_ =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
 }
 
 NspawnContainer::~NspawnContainer() {
@@ -167,7 +175,9 @@ void NspawnContainer::find_leader() {
             }
         }
     }
-    throw Error(Errc::not_found, "no container PID 1 among the children of systemd-nspawn " + std::to_string(nspawn_->pid()));
+    throw Error(
+        Errc::not_found,
+        "no container PID 1 among the children of systemd-nspawn " + std::to_string(nspawn_->pid()));
 }
 
 Bus NspawnContainer::connect_when_listening(std::chrono::steady_clock::time_point deadline) {
@@ -184,7 +194,9 @@ Bus NspawnContainer::connect_when_listening(std::chrono::steady_clock::time_poin
         pollfd p{nspawn_->pidfd(), POLLIN, 0};
         if (::poll(&p, 1, 5) > 0) {
             const auto status = nspawn_->wait(std::chrono::milliseconds(0));
-            throw Error(Errc::io, "systemd-nspawn " + (status ? describe_wait_status(*status) : "ended") + " during boot");
+            throw Error(
+                Errc::io,
+                "systemd-nspawn " + (status ? describe_wait_status(*status) : "ended") + " during boot");
         }
     }
 }
@@ -194,16 +206,22 @@ void NspawnContainer::wait_until_running(std::chrono::steady_clock::time_point d
     for (int attempt = 0;; ++attempt) {
         try {
             Bus bus = connect_when_listening(deadline);
-            sd_bus_set_method_call_timeout(bus.get(), static_cast<uint64_t>(std::max<long long>(1, left_until(deadline).count())) * 1000);
+            sd_bus_set_method_call_timeout(
+                bus.get(),
+                static_cast<uint64_t>(std::max<long long>(1, left_until(deadline).count())) * 1000);
             SignalRecorder finished(
                 bus.get(),
-                "type='signal',sender='org.freedesktop.systemd1',interface='org.freedesktop.systemd1.Manager',"
+                "type='signal',sender='org.freedesktop.systemd1',interface='org.freedesktop.systemd1.Manager'"
+                ","
                 "member='StartupFinished'");
             systemd1::subscribe(bus.get());
-            boot_state_ = get_property(bus.get(), systemd1::kService, systemd1::kPath, systemd1::kManager, "SystemState");
+            boot_state_ = get_property(
+                bus.get(), systemd1::kService, systemd1::kPath, systemd1::kManager, "SystemState");
             if (boot_state_ == "initializing" || boot_state_ == "starting") {
-                finished.wait_for([](const Signal&) { return true; }, left_until(deadline), "systemd's StartupFinished");
-                boot_state_ = get_property(bus.get(), systemd1::kService, systemd1::kPath, systemd1::kManager, "SystemState");
+                finished.wait_for(
+                    [](const Signal&) { return true; }, left_until(deadline), "systemd's StartupFinished");
+                boot_state_ = get_property(
+                    bus.get(), systemd1::kService, systemd1::kPath, systemd1::kManager, "SystemState");
             }
             if (boot_state_ != "running" && boot_state_ != "degraded") {
                 throw Error(Errc::io, "systemd in the container is '" + boot_state_ + "'");
@@ -236,7 +254,8 @@ std::string NspawnContainer::console_log() const {
     }
 }
 
-ProcessResult NspawnContainer::exec(const std::vector<std::string>& argv, std::chrono::milliseconds timeout) const {
+ProcessResult NspawnContainer::exec(
+    const std::vector<std::string>& argv, std::chrono::milliseconds timeout) const {
     Command command;
     command.argv = {"nsenter", "-t", std::to_string(leader_), "-a", "--"};
     command.argv.insert(command.argv.end(), argv.begin(), argv.end());
@@ -244,7 +263,8 @@ ProcessResult NspawnContainer::exec(const std::vector<std::string>& argv, std::c
     return run(command);
 }
 
-ProcessResult NspawnContainer::exec_checked(const std::vector<std::string>& argv, std::chrono::milliseconds timeout) const {
+ProcessResult NspawnContainer::exec_checked(
+    const std::vector<std::string>& argv, std::chrono::milliseconds timeout) const {
     Command command;
     command.argv = {"nsenter", "-t", std::to_string(leader_), "-a", "--"};
     command.argv.insert(command.argv.end(), argv.begin(), argv.end());
@@ -252,13 +272,15 @@ ProcessResult NspawnContainer::exec_checked(const std::vector<std::string>& argv
     return run_checked(command);
 }
 
-void NspawnContainer::write_file(const std::string& container_path, std::string_view content, unsigned mode) const {
+void NspawnContainer::write_file(
+    const std::string& container_path, std::string_view content, unsigned mode) const {
     const auto path = host_path(container_path);
     fs::create_directories(path.parent_path());
     write_file_atomic(path, content, mode);
 }
 
-void NspawnContainer::copy_in(const fs::path& host_file, const std::string& container_path, unsigned mode) const {
+void NspawnContainer::copy_in(
+    const fs::path& host_file, const std::string& container_path, unsigned mode) const {
     write_file(container_path, read_file(host_file), mode);
 }
 
@@ -285,7 +307,8 @@ pid_t NspawnContainer::host_pid(pid_t container_pid) const {
                 // Same PID namespace as our container's PID 1?
                 std::error_code ec;
                 const auto ns = fs::read_symlink(entry.path() / "ns/pid", ec);
-                const auto ours = fs::read_symlink(fs::path("/proc") / std::to_string(leader_) / "ns/pid", ec);
+                const auto ours =
+                    fs::read_symlink(fs::path("/proc") / std::to_string(leader_) / "ns/pid", ec);
                 if (!ec && ns == ours) {
                     return ids[0];
                 }
@@ -293,7 +316,8 @@ pid_t NspawnContainer::host_pid(pid_t container_pid) const {
             break;
         }
     }
-    throw Error(Errc::not_found, "no process " + std::to_string(container_pid) + " in container " + options_.name);
+    throw Error(
+        Errc::not_found, "no process " + std::to_string(container_pid) + " in container " + options_.name);
 }
 
 std::string NspawnContainer::stop(std::chrono::milliseconds timeout) {

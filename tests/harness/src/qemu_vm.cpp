@@ -44,7 +44,8 @@ std::optional<std::string> qemu_unavailable(Firmware firmware) {
 }
 
 ConsoleText::ConsoleText(std::string name, fs::path log_path)
-    : name_(std::move(name)), log_path_(std::move(log_path)) {}
+    : name_(std::move(name)),
+      log_path_(std::move(log_path)) {}
 
 void ConsoleText::append(std::string_view chunk) {
     for (const char c : chunk) {
@@ -84,8 +85,8 @@ std::string ConsoleText::wait_for(
         if (auto line = next_match(wanted, pattern)) {
             return *line;
         }
-        const auto left =
-            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
         if (left <= 0ms) {
             throw BootFailure(
                 name_ + ": no '" + pattern + "' on the console within " + std::to_string(timeout.count()) +
@@ -196,7 +197,8 @@ QemuVm::QemuVm(QemuOptions options)
     }
     std::ofstream(log_path, std::ios::trunc) << "# " << format_argv(argv) << "\n";
     started_ = std::chrono::steady_clock::now();
-    qemu_ = std::make_unique<ChildProcess>(ChildCommand{.argv = argv, .pipe_output = true, .die_with_parent = true});
+    qemu_ = std::make_unique<ChildProcess>(
+        ChildCommand{.argv = argv, .pipe_output = true, .die_with_parent = true});
 }
 
 QemuVm::~QemuVm() {
@@ -237,7 +239,8 @@ bool QemuVm::read_some(std::chrono::milliseconds timeout) {
 }
 
 std::string QemuVm::wait_for(const std::string& pattern, std::chrono::seconds timeout) {
-    return console_.wait_for(pattern, timeout, [this](std::chrono::milliseconds limit) { return read_some(limit); });
+    return console_.wait_for(
+        pattern, timeout, [this](std::chrono::milliseconds limit) { return read_some(limit); });
 }
 
 bool QemuVm::wait_exit(std::chrono::seconds timeout) {

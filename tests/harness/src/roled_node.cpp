@@ -21,7 +21,8 @@ std::string yaml_list(const std::vector<std::string>& items) {
 }
 
 // The daemon's shipped unit with ExecStart pointing where the binary was installed (plus test arguments).
-std::string roled_unit(const fs::path& source, const std::string& exec, const std::vector<std::string>& arguments) {
+std::string roled_unit(
+    const fs::path& source, const std::string& exec, const std::vector<std::string>& arguments) {
     std::string args;
     for (const auto& a : arguments) {
         args += " " + a;
@@ -58,8 +59,8 @@ RoledNode::RoledNode(RoledOptions options) : options_(std::move(options)) {
         .binds = options_.binds,
         .network_namespace = options_.network_namespace});
     bus_ = connect_bus(container_->bus_address());
-    node_signals_ = std::make_unique<SignalRecorder>(
-        bus_.get(), std::string("type='signal',path='") + kNode1Path + "'");
+    node_signals_ =
+        std::make_unique<SignalRecorder>(bus_.get(), std::string("type='signal',path='") + kNode1Path + "'");
     systemd1::subscribe(bus_.get());
     install();
     if (options_.start) {
@@ -77,7 +78,8 @@ void RoledNode::install() {
     const auto& c = *container_;
     const auto& src = options_.source_dir;
     if (!fs::exists(options_.roled_binary)) {
-        throw Error(Errc::not_found, "storm-roled binary " + options_.roled_binary.string() + " does not exist");
+        throw Error(
+            Errc::not_found, "storm-roled binary " + options_.roled_binary.string() + " does not exist");
     }
     // Where the image puts it (stormnode ships under /usr, never /usr/local).
     const std::string exec = "/usr/libexec/stormnode/storm-roled";
@@ -87,9 +89,13 @@ void RoledNode::install() {
     arguments.insert(arguments.begin(), "--catalog=/usr/share/stormnode/roles");
     c.write_file("/etc/systemd/system/storm-roled.service", roled_unit(src, exec, arguments));
     // The bus policy as the package installs it; without it storm-roled may not own its name.
-    c.copy_in(src / "roles/supervisor/daemon/org.stormclouds.Node1.conf", "/usr/share/dbus-1/system.d/org.stormclouds.Node1.conf");
+    c.copy_in(
+        src / "roles/supervisor/daemon/org.stormclouds.Node1.conf",
+        "/usr/share/dbus-1/system.d/org.stormclouds.Node1.conf");
     if (fs::exists(src / "roles/supervisor/daemon/org.stormclouds.Node1.xml")) {
-        c.copy_in(src / "roles/supervisor/daemon/org.stormclouds.Node1.xml", "/usr/share/dbus-1/interfaces/org.stormclouds.Node1.xml");
+        c.copy_in(
+            src / "roles/supervisor/daemon/org.stormclouds.Node1.xml",
+            "/usr/share/dbus-1/interfaces/org.stormclouds.Node1.xml");
     }
 
     // The test catalog: the real one (quorum's corosync-qnetd is used as is) plus the test roles.
@@ -97,8 +103,10 @@ void RoledNode::install() {
     for (const auto& dir : {src / "roles/catalog", data}) {
         for (const auto& entry : fs::directory_iterator(dir)) {
             const auto file = entry.path().filename().string();
-            const bool excluded = dir != data && std::find(options_.catalog_exclude.begin(), options_.catalog_exclude.end(),
-                                                           file) != options_.catalog_exclude.end();
+            const bool excluded =
+                dir != data &&
+                std::find(options_.catalog_exclude.begin(), options_.catalog_exclude.end(), file) !=
+                    options_.catalog_exclude.end();
             if (entry.path().extension() == ".yaml" && !excluded) {
                 c.copy_in(entry.path(), "/usr/share/stormnode/roles/" + file);
             }
@@ -112,7 +120,8 @@ void RoledNode::install() {
     if (!options_.features.empty()) {
         node_yaml += "features: " + yaml_list(options_.features) + "\n";
     }
-    for (const auto& [key, map] : {std::pair{"variants", &options_.variants}, std::pair{"variables", &options_.variables}}) {
+    for (const auto& [key, map] :
+         {std::pair{"variants", &options_.variants}, std::pair{"variables", &options_.variables}}) {
         if (!map->empty()) {
             node_yaml += std::string(key) + ":\n";
             for (const auto& [name, value] : *map) {
@@ -125,14 +134,21 @@ void RoledNode::install() {
         c.write_file("/etc/stormnode/cluster.yaml", options_.cluster_yaml);
     }
     // dbus-daemon picks up the policy on reload; systemd the new unit files.
-    c.exec_checked({"busctl", "call", "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "ReloadConfig"});
+    c.exec_checked(
+        {"busctl",
+         "call",
+         "org.freedesktop.DBus",
+         "/org/freedesktop/DBus",
+         "org.freedesktop.DBus",
+         "ReloadConfig"});
     systemd1::reload(bus_.get());
 }
 
 void RoledNode::start_roled() {
     SignalRecorder jobs(
-        bus_.get(), "type='signal',sender='org.freedesktop.systemd1',interface='org.freedesktop.systemd1.Manager',"
-                    "member='JobRemoved'");
+        bus_.get(),
+        "type='signal',sender='org.freedesktop.systemd1',interface='org.freedesktop.systemd1.Manager',"
+        "member='JobRemoved'");
     const auto job = systemd1::start_unit(bus_.get(), "storm-roled.service");
     const auto removed = jobs.wait_for(
         [&](const Signal& s) {
@@ -141,18 +157,25 @@ void RoledNode::start_roled() {
             const char* unit = nullptr;
             const char* result = nullptr;
             sd_bus_message_rewind(s.message.get(), 1);
-            return sd_bus_message_read(s.message.get(), "uoss", &id, &path, &unit, &result) > 0 && job == path;
+            return sd_bus_message_read(s.message.get(), "uoss", &id, &path, &unit, &result) > 0 &&
+                   job == path;
         },
-        std::chrono::seconds(60), "storm-roled.service to start");
+        std::chrono::seconds(60),
+        "storm-roled.service to start");
     uint32_t id = 0;
     const char* path = nullptr;
     const char* unit = nullptr;
     const char* result = nullptr;
     sd_bus_message_rewind(removed.message.get(), 1);
-    check_r(sd_bus_message_read(removed.message.get(), "uoss", &id, &path, &unit, &result), "reading JobRemoved", Errc::dbus);
+    check_r(
+        sd_bus_message_read(removed.message.get(), "uoss", &id, &path, &unit, &result),
+        "reading JobRemoved",
+        Errc::dbus);
     if (std::strcmp(result, "done") != 0) {
-        const auto log = container_->exec({"journalctl", "-u", "storm-roled.service", "--no-pager", "-n", "30"});
-        throw Error(Errc::unit_failed, std::string("starting storm-roled.service: job ") + result + "\n" + log.out);
+        const auto log =
+            container_->exec({"journalctl", "-u", "storm-roled.service", "--no-pager", "-n", "30"});
+        throw Error(
+            Errc::unit_failed, std::string("starting storm-roled.service: job ") + result + "\n" + log.out);
     }
 }
 
@@ -177,7 +200,8 @@ std::vector<UnitRow> read_unit_rows(sd_bus_message* m) {
     check_r(sd_bus_message_peek_type(m, &type, &contents), "peeking Units", Errc::dbus);
     const bool variant = type == SD_BUS_TYPE_VARIANT;
     if (variant) {
-        check_r(sd_bus_message_enter_container(m, SD_BUS_TYPE_VARIANT, "a(sssu)"), "entering Units", Errc::dbus);
+        check_r(
+            sd_bus_message_enter_container(m, SD_BUS_TYPE_VARIANT, "a(sssu)"), "entering Units", Errc::dbus);
     }
     std::vector<UnitRow> rows;
     check_r(sd_bus_message_enter_container(m, SD_BUS_TYPE_ARRAY, "(sssu)"), "entering a(sssu)", Errc::dbus);
@@ -186,7 +210,10 @@ std::vector<UnitRow> read_unit_rows(sd_bus_message* m) {
         const char* active = nullptr;
         const char* check = nullptr;
         uint32_t restarts = 0;
-        const int r = check_r(sd_bus_message_read(m, "(sssu)", &unit, &active, &check, &restarts), "reading a Units row", Errc::dbus);
+        const int r = check_r(
+            sd_bus_message_read(m, "(sssu)", &unit, &active, &check, &restarts),
+            "reading a Units row",
+            Errc::dbus);
         if (r == 0) {
             break;
         }
@@ -205,7 +232,9 @@ std::vector<UnitRow> RoledNode::units() {
 }
 
 std::string RoledNode::wait_for_state(
-    const std::function<bool(const std::string&)>& pred, std::chrono::milliseconds timeout, const std::string& what) {
+    const std::function<bool(const std::string&)>& pred,
+    std::chrono::milliseconds timeout,
+    const std::string& what) {
     std::string current = state();
     if (pred(current)) {
         return current;
@@ -213,9 +242,12 @@ std::string RoledNode::wait_for_state(
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     // Any Node1 signal may carry a new State: re-read it after each one.
     while (!pred(current)) {
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
         if (left.count() <= 0) {
-            throw Error(Errc::timeout, "timed out waiting for " + what + " (State is '" + current + "')\n" + diagnostics());
+            throw Error(
+                Errc::timeout,
+                "timed out waiting for " + what + " (State is '" + current + "')\n" + diagnostics());
         }
         try {
             node_signals_->wait_for([](const Signal&) { return true; }, left, what);
@@ -227,7 +259,9 @@ std::string RoledNode::wait_for_state(
             if (pred(current)) {
                 break;
             }
-            throw Error(Errc::timeout, "timed out waiting for " + what + " (State is '" + current + "')\n" + diagnostics());
+            throw Error(
+                Errc::timeout,
+                "timed out waiting for " + what + " (State is '" + current + "')\n" + diagnostics());
         }
         current = state();
     }
@@ -238,14 +272,28 @@ std::string RoledNode::diagnostics() {
     std::string text = "--- journal (last 60 lines) ---\n";
     text += container_->exec({"journalctl", "--no-pager", "-n", "60", "-o", "short-monotonic"}).out;
     text += "--- units ---\n";
-    text += container_->exec({"systemctl", "--no-pager", "--all", "list-units", "testsvc-*", "storm-roled*", "corosync*", "mariadb*", "garb*"}).out;
+    text += container_
+                ->exec(
+                    {"systemctl",
+                     "--no-pager",
+                     "--all",
+                     "list-units",
+                     "testsvc-*",
+                     "storm-roled*",
+                     "corosync*",
+                     "mariadb*",
+                     "garb*"})
+                .out;
     return text;
 }
 
 std::string RoledNode::unit_property(const std::string& unit, const std::string& property) {
-    static const std::vector<std::string> service_props{"MainPID", "NRestarts", "Result", "ExecMainStatus", "ExecMainPID"};
-    const bool service = std::find(service_props.begin(), service_props.end(), property) != service_props.end();
-    return systemd1::unit_property(bus_.get(), unit, service ? systemd1::kServiceInterface : systemd1::kUnit, property);
+    static const std::vector<std::string> service_props{
+        "MainPID", "NRestarts", "Result", "ExecMainStatus", "ExecMainPID"};
+    const bool service =
+        std::find(service_props.begin(), service_props.end(), property) != service_props.end();
+    return systemd1::unit_property(
+        bus_.get(), unit, service ? systemd1::kServiceInterface : systemd1::kUnit, property);
 }
 
 pid_t RoledNode::main_pid_on_host(const std::string& unit) {
@@ -316,7 +364,9 @@ ProcessStats process_stats(pid_t pid) {
     std::istringstream status(read_file(dir / "status"));
     std::string line;
     while (std::getline(status, line)) {
-        const auto value = [&] { return std::stoull(line.substr(line.find(':') + 1)); };
+        const auto value = [&] {
+            return std::stoull(line.substr(line.find(':') + 1));
+        };
         if (line.rfind("VmRSS:", 0) == 0) {
             stats.rss_kb = value();
         } else if (line.rfind("voluntary_ctxt_switches:", 0) == 0) {

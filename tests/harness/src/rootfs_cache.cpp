@@ -163,7 +163,11 @@ Rootfs RootfsCache::ensure(const RootfsRecipe& recipe) {
             include += include.empty() ? p : "," + p;
         }
         std::vector<std::string> argv{
-            "mmdebstrap", "--mode=root", "--variant=" + recipe.variant, "--format=tar", "--include=" + include};
+            "mmdebstrap",
+            "--mode=root",
+            "--variant=" + recipe.variant,
+            "--format=tar",
+            "--include=" + include};
         if (!recipe.hook_dir.empty()) {
             argv.push_back("--hook-dir=" + recipe.hook_dir.string());
         }
@@ -191,8 +195,15 @@ Rootfs RootfsCache::ensure(const RootfsRecipe& recipe) {
         fs::create_directories(partial);
         try {
             run_checked(Command{
-                .argv = {"tar", "--numeric-owner", "--xattrs", "--xattrs-include=*", "-xpf",
-                         result.tarball.string(), "-C", partial.string()}});
+                .argv = {
+                    "tar",
+                    "--numeric-owner",
+                    "--xattrs",
+                    "--xattrs-include=*",
+                    "-xpf",
+                    result.tarball.string(),
+                    "-C",
+                    partial.string()}});
         } catch (...) {
             fs::remove_all(partial);
             std::throw_with_nested(Error(Errc::io, "unpacking " + result.tarball.string()));
@@ -203,19 +214,25 @@ Rootfs RootfsCache::ensure(const RootfsRecipe& recipe) {
     return result;
 }
 
-Rootfs default_test_rootfs() { return test_rootfs_variant({}); }
+Rootfs default_test_rootfs() {
+    return test_rootfs_variant({});
+}
 
 Rootfs test_rootfs_variant(const std::string& variant) {
-    if (const char* image = std::getenv("STORMNODE_TEST_ROOTFS"); image != nullptr && *image != '\0') {  // NOLINT(concurrency-mt-unsafe)
+    if (const char* image = std::getenv("STORMNODE_TEST_ROOTFS");
+        image != nullptr && *image != '\0') {  // NOLINT(concurrency-mt-unsafe)
         Rootfs result;
         result.tree = image;
         if (!fs::is_directory(result.tree / "usr/lib/systemd")) {
-            throw Error(Errc::invalid_input, "STORMNODE_TEST_ROOTFS=" + result.tree.string() + " is not a systemd rootfs");
+            throw Error(
+                Errc::invalid_input,
+                "STORMNODE_TEST_ROOTFS=" + result.tree.string() + " is not a systemd rootfs");
         }
         return result;
     }
     fs::path source = STORMNODE_HARNESS_SOURCE_DIR;
-    if (const char* env = std::getenv("STORMNODE_SOURCE_DIR"); env != nullptr && *env != '\0') {  // NOLINT(concurrency-mt-unsafe)
+    if (const char* env = std::getenv("STORMNODE_SOURCE_DIR");
+        env != nullptr && *env != '\0') {  // NOLINT(concurrency-mt-unsafe)
         source = env;
     }
     return RootfsCache().ensure(load_rootfs_recipe(source / "tests/data/rootfs", variant));

@@ -15,8 +15,11 @@ int main(int argc, char** argv) {
     try {
         const auto rootfs = stormnode::test::test_rootfs_variant(argc > 1 ? argv[1] : "");
         std::printf(
-            "rootfs %s (key %s): %s in %lld ms, unpacked in %lld ms\n", rootfs.tree.c_str(), rootfs.key.c_str(),
-            rootfs.built ? "built" : "cached", static_cast<long long>(rootfs.build_time.count()),
+            "rootfs %s (key %s): %s in %lld ms, unpacked in %lld ms\n",
+            rootfs.tree.c_str(),
+            rootfs.key.c_str(),
+            rootfs.built ? "built" : "cached",
+            static_cast<long long>(rootfs.build_time.count()),
             static_cast<long long>(rootfs.unpack_time.count()));
         return 0;
     } catch (const std::exception& e) {

@@ -34,10 +34,20 @@ TerminalSession::TerminalSession(
       capture_(capture) {
     check_errno(::mkfifo(fifo_.c_str(), 0600), "creating the pane FIFO");
     // Read-write: opening never blocks and the FIFO never reports EOF while tmux's writer comes and goes.
-    fifo_fd_ = UniqueFd(check_errno(::open(fifo_.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC), "opening the pane FIFO"));
+    fifo_fd_ = UniqueFd(
+        check_errno(::open(fifo_.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC), "opening the pane FIFO"));
     // A placeholder first: remain-on-exit and the pipe are in place before the command can exit.
-    tmux(socket_,
-         {"new-session", "-d", "-s", kSession, "-x", std::to_string(columns), "-y", std::to_string(rows), "cat"});
+    tmux(
+        socket_,
+        {"new-session",
+         "-d",
+         "-s",
+         kSession,
+         "-x",
+         std::to_string(columns),
+         "-y",
+         std::to_string(rows),
+         "cat"});
     tmux(socket_, {"set-option", "-t", kSession, "remain-on-exit", "on"});
     tmux(socket_, {"pipe-pane", "-t", kSession, "-O", "cat >> " + fifo_.string()});
     std::vector<std::string> args{"respawn-pane", "-k", "-t", kSession};
@@ -45,7 +55,9 @@ TerminalSession::TerminalSession(
     tmux(socket_, args);
 }
 
-TerminalSession::~TerminalSession() { run({.argv = {"tmux", "-S", socket_.string(), "kill-server"}}); }
+TerminalSession::~TerminalSession() {
+    run({.argv = {"tmux", "-S", socket_.string(), "kill-server"}});
+}
 
 std::string TerminalSession::screen() const {
     if (capture_ == Capture::transcript) {
@@ -55,7 +67,13 @@ std::string TerminalSession::screen() const {
 }
 
 std::string TerminalSession::dead_status() const {
-    return tmux(socket_, {"display-message", "-p", "-t", kSession, "#{pane_dead}:#{pane_dead_status}:#{pane_dead_signal}"})
+    return tmux(
+               socket_,
+               {"display-message",
+                "-p",
+                "-t",
+                kSession,
+                "#{pane_dead}:#{pane_dead_status}:#{pane_dead_signal}"})
         .out;
 }
 
@@ -84,14 +102,16 @@ std::string TerminalSession::wait_for(
         if (pred(text)) {
             return text;
         }
-        const auto left =
-            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
         if (left <= 0ms) {
             throw Error(Errc::timeout, "timed out waiting for " + what + "; the screen:\n" + text);
         }
         std::array<pollfd, 2> fds{{
             {fifo_fd_.get(), POLLIN, 0},
-            {bus != nullptr ? sd_bus_get_fd(bus) : -1, static_cast<short>(bus != nullptr ? sd_bus_get_events(bus) : 0), 0},
+            {bus != nullptr ? sd_bus_get_fd(bus) : -1,
+             static_cast<short>(bus != nullptr ? sd_bus_get_events(bus) : 0),
+             0},
         }};
         if (::poll(fds.data(), fds.size(), static_cast<int>(left.count())) > 0) {
             std::array<char, 4096> buffer{};
@@ -101,8 +121,13 @@ std::string TerminalSession::wait_for(
     }
 }
 
-std::string TerminalSession::wait_for_text(const std::string& part, std::chrono::milliseconds timeout, sd_bus* bus) const {
-    return wait_for([&](const std::string& s) { return s.find(part) != std::string::npos; }, timeout, "'" + part + "'", bus);
+std::string TerminalSession::wait_for_text(
+    const std::string& part, std::chrono::milliseconds timeout, sd_bus* bus) const {
+    return wait_for(
+        [&](const std::string& s) { return s.find(part) != std::string::npos; },
+        timeout,
+        "'" + part + "'",
+        bus);
 }
 
 }  // namespace stormnode::test

@@ -5,11 +5,11 @@
 //
 // Usage: test_catalog_vs_debian [CATALOG_DIR]   (default: $STORMNODE_CATALOG_DIR, else the installed one)
 // Exit: 0 all found, 1 mismatches (each one named), 77 the Debian mirror cannot be reached.
+#include <stormnode/catalog/catalog.hpp>
 #include <stormnode/common/error.hpp>
+#include <stormnode/common/strings.hpp>
 #include <stormnode/common/subprocess.hpp>
 #include <stormnode/common/yaml_diagnostics.hpp>
-#include <stormnode/common/strings.hpp>
-#include <stormnode/catalog/catalog.hpp>
 
 #include <unistd.h>
 
@@ -342,8 +342,8 @@ void check_role(
             fail("unit " + unit->name + ": package " + unit->package + " is not available to look in");
         } else if (!unit_shipped(unit->name, *shipped)) {
             fail(
-                "unit " + unit->name + ": not shipped by " + unit->package + " (it ships: " + (shipped->empty() ? std::string("(none)") : stormnode::join(*shipped, ", ")) +
-                ")");
+                "unit " + unit->name + ": not shipped by " + unit->package + " (it ships: " +
+                (shipped->empty() ? std::string("(none)") : stormnode::join(*shipped, ", ")) + ")");
         } else {
             ++units_found;
         }

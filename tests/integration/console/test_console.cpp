@@ -3,10 +3,10 @@
 // the test types on it like an operator. The password is checked by a test-only PAM service (pam_exec and
 // a script comparing against a test password) in a private --pam-confdir: the host's users are untouched.
 // The terminal is the harness's TerminalSession (tmux).
+#include <stormnode/catalog/catalog.hpp>
 #include <stormnode/common/error.hpp>
 #include <stormnode/common/subprocess.hpp>
 #include <stormnode/common/temp_dir.hpp>
-#include <stormnode/catalog/catalog.hpp>
 #include <stormnode/test/roled_node.hpp>
 #include <stormnode/test/rootfs_cache.hpp>
 #include <stormnode/test/terminal_session.hpp>
@@ -143,7 +143,9 @@ TEST_CASE(
     console.keys({"F12"});
     // The text's last line: the whole list is drawn.
     screen = console.wait_for(
-        [](const std::string& s) { return contains(s, "Units that start:") && contains(s, "the old ones are restored"); },
+        [](const std::string& s) {
+            return contains(s, "Units that start:") && contains(s, "the old ones are restored");
+        },
         30s,
         "the switch's unit list");
     CHECK(contains(screen, "testsvc-bad.service"));
@@ -161,7 +163,9 @@ TEST_CASE(
     console.type(kPassword);
     console.keys({"Enter"});
     screen = console.wait_for(
-        [](const std::string& s) { return contains(s, "rolled back to testsvc") && contains(s, "testsvc-bad.service"); },
+        [](const std::string& s) {
+            return contains(s, "rolled back to testsvc") && contains(s, "testsvc-bad.service");
+        },
         120s,
         "the switch rolled back, and why");
     INFO(node.diagnostics());

@@ -66,7 +66,8 @@ std::unique_ptr<st::RoledNode> start_node(const Member& member, const std::files
     auto node = std::make_unique<st::RoledNode>(options);
     node->container().copy_in(STORMNODE_CLUSTERCHECK_BINARY, "/usr/bin/storm-clustercheck", 0755);
     node->container().copy_in(
-        std::filesystem::path(STORMNODE_SOURCE_DIR) / "roles/engines/galera/clustercheck/storm-clustercheck.service",
+        std::filesystem::path(STORMNODE_SOURCE_DIR) /
+            "roles/engines/galera/clustercheck/storm-clustercheck.service",
         "/etc/systemd/system/storm-clustercheck.service");
     node->start_roled();
     return node;
@@ -164,13 +165,22 @@ stormnode::ProcessResult sql_via_haproxy(
 // The HTTP status of a db member's clustercheck, as HAProxy on q1 sees it.
 std::string clustercheck_status(st::RoledNode& from, const Member& member) {
     return from.container()
-        .exec({"curl", "--silent", "--output", "/dev/null", "--max-time", "10", "--write-out", "%{http_code}",
-               "http://" + member.address + ":9200/"})
+        .exec(
+            {"curl",
+             "--silent",
+             "--output",
+             "/dev/null",
+             "--max-time",
+             "10",
+             "--write-out",
+             "%{http_code}",
+             "http://" + member.address + ":9200/"})
         .out;
 }
 
 const st::UnitRow* unit_row(const std::vector<st::UnitRow>& rows, const std::string& unit) {
-    const auto it = std::find_if(rows.begin(), rows.end(), [&](const st::UnitRow& r) { return r.unit == unit; });
+    const auto it =
+        std::find_if(rows.begin(), rows.end(), [&](const st::UnitRow& r) { return r.unit == unit; });
     return it == rows.end() ? nullptr : &*it;
 }
 
@@ -269,12 +279,16 @@ TEST_CASE(
         const auto cfg = q1->container().exec_checked({"cat", "/etc/haproxy/haproxy.cfg"}).out;
         INFO(cfg);
         CHECK(cfg.find("\tbind " + kQ1.address + ":3306\n") != std::string::npos);
-        CHECK(cfg.find("\tserver db1 " + kDb1.address + ":3306 check\n\tserver db2 " + kDb2.address +
-                       ":3306 check backup\n") != std::string::npos);
+        CHECK(
+            cfg.find(
+                "\tserver db1 " + kDb1.address + ":3306 check\n\tserver db2 " + kDb2.address +
+                ":3306 check backup\n") != std::string::npos);
     }
     // lb's kernel setting, loaded by storm-roled when it wrote the file (systemd-sysctl ran at boot, before)
     {
-        INFO(q1->container().exec({"journalctl", "--no-pager", "-u", "storm-roled.service", "-g", "sysctl"}).out);
+        INFO(q1->container()
+                 .exec({"journalctl", "--no-pager", "-u", "storm-roled.service", "-g", "sysctl"})
+                 .out);
         CHECK(q1->container().exec_checked({"cat", "/proc/sys/net/ipv4/ip_nonlocal_bind"}).out == "1\n");
     }
     CHECK(db1->unit_property("storm-clustercheck.service", "ActiveState") == "active");
@@ -311,7 +325,9 @@ TEST_CASE(
         INFO("stormctl role set testsvc on q1: exit " << cli.exit_status << "\n" << cli.out << cli.err);
         CHECK(cli.exit_status == 1);
         CHECK(cli.err.find("[org.stormclouds.Node1.Error.Refused]") != std::string::npos);
-        CHECK(cli.err.find("db1 and db2 (db/galera) depend on this node's quorum role (garbd)") != std::string::npos);
+        CHECK(
+            cli.err.find("db1 and db2 (db/galera) depend on this node's quorum role (garbd)") !=
+            std::string::npos);
         CHECK(cli.err.find("(force overrides)") != std::string::npos);
         const auto refused = set_roles(*q1, "testsvc", false);
         INFO("SetRoles([testsvc], false) on q1: " << refused.error << ": " << refused.message);
@@ -389,15 +405,17 @@ TEST_CASE(
             const auto* row = unit_row(rows, "mariadb.service");
             return row != nullptr && row->check_state == "held";
         },
-        120s, "db1 to hold back the restart of mariadb");
+        120s,
+        "db1 to hold back the restart of mariadb");
     const double to_held = seconds_since(partitioned);
     {
-        const auto reason =
-            stormnode::test::get_property(db1->bus(), st::kNode1Service, st::kNode1Path, st::kNode1Interface, "Reason");
+        const auto reason = stormnode::test::get_property(
+            db1->bus(), st::kNode1Service, st::kNode1Path, st::kNode1Interface, "Reason");
         INFO("db1 Reason: " << reason);
         CHECK(db1->state() == "degraded");
-        CHECK(reason.find("mariadb.service: exit status 1: galera node outside a Primary component "
-                          "(wsrep_cluster_status=non-Primary)") == 0);
+        CHECK(
+            reason.find("mariadb.service: exit status 1: galera node outside a Primary component "
+                        "(wsrep_cluster_status=non-Primary)") == 0);
         CHECK(reason.find("restart held back: check exec mariadb") != std::string::npos);
         CHECK(wsrep_status(*db1).at("wsrep_cluster_status") == "non-Primary");
         const auto rows = db1->units();
@@ -410,8 +428,9 @@ TEST_CASE(
 
     std::printf("figure: container start -> db1 Galera Primary: %.1f s\n", to_primary);
     std::printf("figure: container start -> db1, db2, q1 healthy (size 3, Synced): %.1f s\n", to_healthy);
-    std::printf("figure: db1 (HAProxy's writer) killed -> writes served again through HAProxy (by db2): %.1f s\n",
-                to_haproxy_writes);
+    std::printf(
+        "figure: db1 (HAProxy's writer) killed -> writes served again through HAProxy (by db2): %.1f s\n",
+        to_haproxy_writes);
     std::printf("figure: db1 restarted -> rejoined, all healthy: %.1f s\n", to_rejoin);
     std::printf("figure: db2 killed without garbd -> db1 non-Primary, restart held back: %.1f s\n", to_held);
 }

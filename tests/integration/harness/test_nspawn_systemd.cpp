@@ -6,7 +6,6 @@
 #include <stormnode/test/rootfs_cache.hpp>
 
 #include <catch2/catch.hpp>
-
 #include <signal.h>
 
 #include <algorithm>
@@ -55,7 +54,8 @@ std::string job_removed_result(const st::Signal& s, std::string* job_path = null
     const char* unit = nullptr;
     const char* result = nullptr;
     sd_bus_message_rewind(s.message.get(), 1);
-    stormnode::check_r(sd_bus_message_read(s.message.get(), "uoss", &id, &job, &unit, &result), "reading JobRemoved");
+    stormnode::check_r(
+        sd_bus_message_read(s.message.get(), "uoss", &id, &job, &unit, &result), "reading JobRemoved");
     if (job_path != nullptr) {
         *job_path = job;
     }
@@ -81,22 +81,27 @@ TEST_CASE("the test rootfs boots to a running systemd and stops cleanly", "[harn
     CHECK_FALSE(std::filesystem::exists(cgroup));
 }
 
-TEST_CASE("a unit written into the container starts, and a SIGKILL of its MainPID is seen", "[harness][integration]") {
+TEST_CASE(
+    "a unit written into the container starts, and a SIGKILL of its MainPID is seen",
+    "[harness][integration]") {
     st::NspawnContainer container({.rootfs = rootfs().tree});
     container.write_file("/etc/systemd/system/harness-echo.service", kEchoUnit);
     container.write_file("/usr/local/bin/harness-echo.py", kEchoScript);
 
     auto bus = st::connect_bus(container.bus_address());
     st::SignalRecorder jobs(
-        bus.get(), "type='signal',sender='org.freedesktop.systemd1',interface='org.freedesktop.systemd1.Manager',"
-                   "member='JobRemoved'");
+        bus.get(),
+        "type='signal',sender='org.freedesktop.systemd1',interface='org.freedesktop.systemd1.Manager',"
+        "member='JobRemoved'");
     sd::subscribe(bus.get());
     sd::reload(bus.get());
 
     const auto unit_path = sd::load_unit(bus.get(), "harness-echo.service");
     st::SignalRecorder changes(
-        bus.get(), "type='signal',sender='org.freedesktop.systemd1',interface='org.freedesktop.DBus.Properties',"
-                   "member='PropertiesChanged',path='" + unit_path + "'");
+        bus.get(),
+        "type='signal',sender='org.freedesktop.systemd1',interface='org.freedesktop.DBus.Properties',"
+        "member='PropertiesChanged',path='" +
+            unit_path + "'");
 
     const auto started = std::chrono::steady_clock::now();
     const auto job = sd::start_unit(bus.get(), "harness-echo.service");
@@ -106,15 +111,19 @@ TEST_CASE("a unit written into the container starts, and a SIGKILL of its MainPI
             job_removed_result(s, &path);
             return path == job;
         },
-        10s, "JobRemoved of the StartUnit job");
+        10s,
+        "JobRemoved of the StartUnit job");
     CHECK(job_removed_result(removed) == "done");
-    INFO("StartUnit -> JobRemoved in "
-         << std::chrono::duration_cast<std::chrono::milliseconds>(removed.received - started).count() << " ms");
+    INFO(
+        "StartUnit -> JobRemoved in "
+        << std::chrono::duration_cast<std::chrono::milliseconds>(removed.received - started).count()
+        << " ms");
     CHECK(sd::unit_property(bus.get(), "harness-echo.service", sd::kUnit, "ActiveState") == "active");
     const auto invocation = sd::unit_property(bus.get(), "harness-echo.service", sd::kUnit, "InvocationID");
 
     // The service really listens inside the container.
-    const auto main_pid = std::stoi(sd::unit_property(bus.get(), "harness-echo.service", sd::kServiceInterface, "MainPID"));
+    const auto main_pid =
+        std::stoi(sd::unit_property(bus.get(), "harness-echo.service", sd::kServiceInterface, "MainPID"));
     REQUIRE(main_pid > 0);
     CHECK(container.exec({"nc", "-z", "127.0.0.1", "7001"}).ok());
 
@@ -132,9 +141,11 @@ TEST_CASE("a unit written into the container starts, and a SIGKILL of its MainPI
             return iface == sd::kUnit && state != props.end() &&
                    (state->second == "failed" || state->second == "activating");
         },
-        10s, "PropertiesChanged to failed/activating after SIGKILL");
-    INFO("SIGKILL -> PropertiesChanged in "
-         << std::chrono::duration_cast<std::chrono::microseconds>(down.received - killed_at).count() << " us");
+        10s,
+        "PropertiesChanged to failed/activating after SIGKILL");
+    INFO(
+        "SIGKILL -> PropertiesChanged in "
+        << std::chrono::duration_cast<std::chrono::microseconds>(down.received - killed_at).count() << " us");
     CHECK(sd::unit_property(bus.get(), "harness-echo.service", sd::kServiceInterface, "Result") == "signal");
 
     // Restart=on-failure brings it back as a new invocation.
@@ -145,12 +156,14 @@ TEST_CASE("a unit written into the container starts, and a SIGKILL of its MainPI
             const auto state = props.find("ActiveState");
             return iface == sd::kUnit && state != props.end() && state->second == "active";
         },
-        10s, "PropertiesChanged back to active");
+        10s,
+        "PropertiesChanged back to active");
     CHECK(sd::unit_property(bus.get(), "harness-echo.service", sd::kServiceInterface, "NRestarts") == "1");
     CHECK(sd::unit_property(bus.get(), "harness-echo.service", sd::kUnit, "InvocationID") != invocation);
 }
 
-TEST_CASE("two containers run side by side and one's shutdown leaves the other running", "[harness][integration]") {
+TEST_CASE(
+    "two containers run side by side and one's shutdown leaves the other running", "[harness][integration]") {
     st::NspawnContainer first({.rootfs = rootfs().tree});
     std::string second_name;
     {
@@ -167,9 +180,11 @@ TEST_CASE("two containers run side by side and one's shutdown leaves the other r
 }
 
 TEST_CASE("the rootfs cache key follows the package list and the hooks", "[harness][integration]") {
-    const auto recipe = st::load_rootfs_recipe(std::filesystem::path(STORMNODE_SOURCE_DIR) / "tests/data/rootfs");
+    const auto recipe =
+        st::load_rootfs_recipe(std::filesystem::path(STORMNODE_SOURCE_DIR) / "tests/data/rootfs");
     CHECK(std::find(recipe.packages.begin(), recipe.packages.end(), "systemd") != recipe.packages.end());
-    CHECK(std::find(recipe.packages.begin(), recipe.packages.end(), "corosync-qnetd") != recipe.packages.end());
+    CHECK(
+        std::find(recipe.packages.begin(), recipe.packages.end(), "corosync-qnetd") != recipe.packages.end());
     const auto key = st::RootfsCache::key(recipe);
     CHECK(key.size() == 16);
     // The order of the list does not matter; its content does.

@@ -7,12 +7,12 @@
 #include <stormnode/common/error.hpp>
 #include <stormnode/common/subprocess.hpp>
 #include <stormnode/common/temp_dir.hpp>
-#include <stormnode/zabbix/bootstrap.hpp>
 #include <stormnode/test/cluster_member.hpp>
 #include <stormnode/test/nspawn_container.hpp>
 #include <stormnode/test/roled_node.hpp>
 #include <stormnode/test/rootfs_cache.hpp>
 #include <stormnode/test/test_network.hpp>
+#include <stormnode/zabbix/bootstrap.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -42,14 +42,19 @@ ClusterFiles make_cluster_files() {
     return st::init_cluster(
         STORMNODE_STORMCTL_BINARY,
         STORMNODE_SOURCE_DIR,
-        {"--name", "stormtest-monitor", "--member", kMon1.hostname + "," + kMon1.address + ",a,monitor", "--member",
+        {"--name",
+         "stormtest-monitor",
+         "--member",
+         kMon1.hostname + "," + kMon1.address + ",a,monitor",
+         "--member",
          kMon2.hostname + "," + kMon2.address + ",b,monitor"});
 }
 // A monitor node: the real catalog with the common layer (the agent's config is rendered there), the
 // cluster's secrets, and storm-monitor-db where the image puts it.
 std::unique_ptr<st::RoledNode> start_node(
     const Member& member, const std::filesystem::path& netns, const ClusterFiles& files, bool local_db) {
-    auto o = st::member_options(member, netns, files.cluster_yaml, STORMNODE_ROLED_BINARY, STORMNODE_SOURCE_DIR);
+    auto o =
+        st::member_options(member, netns, files.cluster_yaml, STORMNODE_ROLED_BINARY, STORMNODE_SOURCE_DIR);
     o.roles = {"monitor"};
     if (local_db) {
         o.features = {"local_db"};
@@ -61,7 +66,8 @@ std::unique_ptr<st::RoledNode> start_node(
     c.write_file("/etc/stormnode/cluster.secrets.yaml", files.secrets_yaml, 0600);
     c.copy_in(STORMNODE_MONITOR_DB_BINARY, "/usr/libexec/stormnode/storm-monitor-db", 0755);
     c.copy_in(
-        std::filesystem::path(STORMNODE_SOURCE_DIR) / "roles/engines/zabbix/monitor_db/storm-monitor-db.service",
+        std::filesystem::path(STORMNODE_SOURCE_DIR) /
+            "roles/engines/zabbix/monitor_db/storm-monitor-db.service",
         "/etc/systemd/system/storm-monitor-db.service");
     // Two units of the common layer the test rootfs lacks. storm-firstboot has done its work: the harness
     // wrote node.yaml. chrony is not in the cluster rootfs; the real unit's own condition (no
@@ -82,15 +88,32 @@ std::unique_ptr<st::RoledNode> start_node(
 // Waits until State is healthy (or failed: then with the journals of the units involved).
 std::string wait_healthy(st::RoledNode& node, std::chrono::seconds timeout, const std::string& what) {
     const auto state = node.wait_for_state(
-        [](const std::string& s) { return state_word(s) == "healthy" || state_word(s) == "failed"; }, timeout, what);
+        [](const std::string& s) { return state_word(s) == "healthy" || state_word(s) == "failed"; },
+        timeout,
+        what);
     if (state_word(state) != "healthy") {
         UNSCOPED_INFO(
             what << ": State " << state << "\n"
-                 << node.diagnostics() << "--- storm-roled, mariadb, storm-monitor-db, zabbix-server, apache2 ---\n"
+                 << node.diagnostics()
+                 << "--- storm-roled, mariadb, storm-monitor-db, zabbix-server, apache2 ---\n"
                  << node.container()
-                        .exec({"journalctl", "--no-pager", "-o", "short-monotonic", "-n", "300", "-u",
-                               "storm-roled.service", "-u", "mariadb.service", "-u", "storm-monitor-db.service", "-u",
-                               "zabbix-server.service", "-u", "apache2.service"})
+                        .exec(
+                            {"journalctl",
+                             "--no-pager",
+                             "-o",
+                             "short-monotonic",
+                             "-n",
+                             "300",
+                             "-u",
+                             "storm-roled.service",
+                             "-u",
+                             "mariadb.service",
+                             "-u",
+                             "storm-monitor-db.service",
+                             "-u",
+                             "zabbix-server.service",
+                             "-u",
+                             "apache2.service"})
                         .out);
     }
     return state_word(state);
@@ -108,7 +131,10 @@ struct HaStatus {
 
 HaStatus ha_status(st::RoledNode& node) {
     const auto result = node.container().exec({"zabbix_server", "-R", "ha_status"}, 30s);
-    HaStatus status{{}, "zabbix_server -R ha_status: exit " + std::to_string(result.exit_status) + "\n" + result.out + result.err};
+    HaStatus status{
+        {},
+        "zabbix_server -R ha_status: exit " + std::to_string(result.exit_status) + "\n" + result.out +
+            result.err};
     INFO(status.text);
     REQUIRE(result.ok());
     status.nodes = stormnode::roles::parse_ha_status(result.out);
@@ -116,14 +142,22 @@ HaStatus ha_status(st::RoledNode& node) {
 }
 
 const ZabbixHaNode* ha_node(const std::vector<ZabbixHaNode>& nodes, const std::string& name) {
-    const auto it = std::find_if(nodes.begin(), nodes.end(), [&](const ZabbixHaNode& n) { return n.name == name; });
+    const auto it =
+        std::find_if(nodes.begin(), nodes.end(), [&](const ZabbixHaNode& n) { return n.name == name; });
     return it == nodes.end() ? nullptr : &*it;
 }
 
 // GET http://<address>/zabbix/ from a node: the status code, then the body.
 std::pair<std::string, std::string> http_get(st::RoledNode& from, const std::string& address) {
     const auto result = from.container().exec(
-        {"curl", "--silent", "--max-time", "20", "--write-out", "\n%{http_code}", "http://" + address + "/zabbix/"}, 30s);
+        {"curl",
+         "--silent",
+         "--max-time",
+         "20",
+         "--write-out",
+         "\n%{http_code}",
+         "http://" + address + "/zabbix/"},
+        30s);
     const auto last = result.out.rfind('\n');
     if (!result.ok() || last == std::string::npos) {
         return {"curl exit " + std::to_string(result.exit_status) + ": " + result.err, {}};
@@ -133,13 +167,15 @@ std::pair<std::string, std::string> http_get(st::RoledNode& from, const std::str
 
 std::string agent_ping(st::RoledNode& from, const std::string& address) {
     const auto result = from.container().exec({"zabbix_get", "-s", address, "-k", "agent.ping"}, 30s);
-    return result.ok() ? result.out : "zabbix_get exit " + std::to_string(result.exit_status) + ": " + result.err;
+    return result.ok() ? result.out
+                       : "zabbix_get exit " + std::to_string(result.exit_status) + ": " + result.err;
 }
 
 }  // namespace
 
-TEST_CASE("(c) two monitor nodes form a Zabbix HA pair: one active, one standby, frontend and agents answer",
-          "[monitor][integration]") {
+TEST_CASE(
+    "(c) two monitor nodes form a Zabbix HA pair: one active, one standby, frontend and agents answer",
+    "[monitor][integration]") {
     st::TestNetwork network;
     const auto mon1_ns = network.attach(kMon1.hostname, kMon1.address + "/24");
     const auto mon2_ns = network.attach(kMon2.hostname, kMon2.address + "/24");
@@ -164,8 +200,14 @@ TEST_CASE("(c) two monitor nodes form a Zabbix HA pair: one active, one standby,
         INFO(log.out);
         CHECK(log.out.find("schema loaded (") != std::string::npos);
         const auto times = mon1->container().exec_checked(
-            {"systemctl", "show", "--value", "-p", "ExecMainStartTimestampMonotonic", "-p",
-             "ExecMainExitTimestampMonotonic", "storm-monitor-db.service"});
+            {"systemctl",
+             "show",
+             "--value",
+             "-p",
+             "ExecMainStartTimestampMonotonic",
+             "-p",
+             "ExecMainExitTimestampMonotonic",
+             "storm-monitor-db.service"});
         std::istringstream words(times.out);
         double started_us = 0;
         double exited_us = 0;
@@ -218,8 +260,10 @@ TEST_CASE("(c) two monitor nodes form a Zabbix HA pair: one active, one standby,
     CHECK(agent_ping(*mon1, kMon2.address) == "1\n");
     CHECK(agent_ping(*mon2, kMon1.address) == "1\n");
     CHECK(agent_ping(*mon2, "127.0.0.1") != "1\n");
-    CHECK(mon2->container().exec_checked({"cat", "/etc/zabbix/zabbix_agentd.conf"}).out.find(
-              "ServerActive=" + kMon1.address + ";" + kMon2.address + "\n") != std::string::npos);
+    CHECK(
+        mon2->container()
+            .exec_checked({"cat", "/etc/zabbix/zabbix_agentd.conf"})
+            .out.find("ServerActive=" + kMon1.address + ";" + kMon2.address + "\n") != std::string::npos);
 
     // Failover: the active server stops (storm-roled stopped first, or it would start it again at once);
     // the standby sees the node stopped in the database and takes over. ha_status is polled: Zabbix
@@ -244,14 +288,21 @@ TEST_CASE("(c) two monitor nodes form a Zabbix HA pair: one active, one standby,
     const double to_failover = seconds_since(stopped);
     CHECK(took_over == "stopped");
     {
-        const auto [status, body] = http_get(active_node, standby == kMon1.hostname ? kMon1.address : kMon2.address);
+        const auto [status, body] =
+            http_get(active_node, standby == kMon1.hostname ? kMon1.address : kMon2.address);
         CHECK(status == "200");
     }
 
-    std::printf("figure: container start -> mon1 healthy (database, schema, active server, frontend): %.1f s\n", to_mon1);
+    std::printf(
+        "figure: container start -> mon1 healthy (database, schema, active server, frontend): %.1f s\n",
+        to_mon1);
     std::printf("figure: storm-monitor-db on mon1 (users, schema load): %.1f s\n", schema_load);
     std::printf("figure: container start -> mon1 and mon2 healthy (active + standby): %.1f s\n", to_pair);
-    std::printf("figure: active server (%s) stop requested -> %s active: %.1f s\n", active.c_str(), standby.c_str(), to_failover);
+    std::printf(
+        "figure: active server (%s) stop requested -> %s active: %.1f s\n",
+        active.c_str(),
+        standby.c_str(),
+        to_failover);
 }
 
 int main(int argc, char* argv[]) {

@@ -51,9 +51,16 @@ ClusterFiles make_cluster_files() {
     return st::init_cluster(
         STORMNODE_STORMCTL_BINARY,
         STORMNODE_SOURCE_DIR,
-        {"--name", "stormtest-pg", "--member", kDb1.hostname + "," + kDb1.address + ",a,db:active-passive",
-         "--member", kDb2.hostname + "," + kDb2.address + ",b,db:active-passive", "--member",
-         kQ1.hostname + "," + kQ1.address + ",c,quorum", "--vip", "db=" + kVip});
+        {"--name",
+         "stormtest-pg",
+         "--member",
+         kDb1.hostname + "," + kDb1.address + ",a,db:active-passive",
+         "--member",
+         kDb2.hostname + "," + kDb2.address + ",b,db:active-passive",
+         "--member",
+         kQ1.hostname + "," + kQ1.address + ",c,quorum",
+         "--vip",
+         "db=" + kVip});
 }
 // A db member's /var/lib/postgresql (the datadir and the passfile) on the host, starting as the rootfs
 // has it: it outlives the container, as a disk outlives a power cut.
@@ -61,10 +68,12 @@ class PostgresDisk {
 public:
     PostgresDisk() {
         const auto copied = stormnode::run(stormnode::Command{
-            .argv = {"cp", "-a", (st::cluster_rootfs().tree / "var/lib/postgresql").string(), path().string()},
+            .argv =
+                {"cp", "-a", (st::cluster_rootfs().tree / "var/lib/postgresql").string(), path().string()},
             .timeout = 60s});
         if (!copied.ok()) {
-            throw stormnode::Error(stormnode::Errc::io, "copying the rootfs's /var/lib/postgresql: " + copied.err);
+            throw stormnode::Error(
+                stormnode::Errc::io, "copying the rootfs's /var/lib/postgresql: " + copied.err);
         }
     }
     [[nodiscard]] std::filesystem::path path() const { return dir_.path() / "postgresql"; }
@@ -75,8 +84,12 @@ private:
 
 // disk: the db member's /var/lib/postgresql (none for q1).
 st::RoledOptions node_options(
-    const Member& member, const std::filesystem::path& netns, const ClusterFiles& files, const PostgresDisk* disk) {
-    auto o = st::member_options(member, netns, files.cluster_yaml, STORMNODE_ROLED_BINARY, STORMNODE_SOURCE_DIR);
+    const Member& member,
+    const std::filesystem::path& netns,
+    const ClusterFiles& files,
+    const PostgresDisk* disk) {
+    auto o =
+        st::member_options(member, netns, files.cluster_yaml, STORMNODE_ROLED_BINARY, STORMNODE_SOURCE_DIR);
     o.start = false;  // the secrets go in first
     if (member.hostname == kQ1.hostname) {
         o.roles = {"quorum"};
@@ -92,7 +105,10 @@ st::RoledOptions node_options(
 
 // A member's node booted with the cluster's secrets written before storm-roled starts.
 std::unique_ptr<st::RoledNode> boot_member(
-    const Member& member, const std::filesystem::path& netns, const ClusterFiles& files, const PostgresDisk* disk) {
+    const Member& member,
+    const std::filesystem::path& netns,
+    const ClusterFiles& files,
+    const PostgresDisk* disk) {
     auto node = std::make_unique<st::RoledNode>(node_options(member, netns, files, disk));
     node->container().write_file(kSecretsFile, files.secrets_yaml, 0600);
     node->start_roled();
@@ -239,8 +255,14 @@ std::string replication_diagnostics(st::RoledNode& primary, st::RoledNode& stand
            standby.container().name() + ": pg_stat_wal_receiver ---\n" +
            expanded(standby, "SELECT *, pg_last_wal_replay_lsn() FROM pg_stat_wal_receiver") +
            standby.container()
-               .exec({"runuser", "-u", "postgres", "--", "/usr/lib/postgresql/15/bin/pg_controldata", "-D",
-                      "/var/lib/postgresql/15/main"})
+               .exec(
+                   {"runuser",
+                    "-u",
+                    "postgres",
+                    "--",
+                    "/usr/lib/postgresql/15/bin/pg_controldata",
+                    "-D",
+                    "/var/lib/postgresql/15/main"})
                .out;
 }
 
@@ -329,7 +351,14 @@ std::string wait_eligible(st::RoledNode& primary, const std::string& standby_nam
     std::string score;
     for (;;) {
         const auto r = primary.container().exec(
-            {"crm_attribute", "--type", "nodes", "--node", standby_name, "--name", "master-pgsqld", "--query",
+            {"crm_attribute",
+             "--type",
+             "nodes",
+             "--node",
+             standby_name,
+             "--name",
+             "master-pgsqld",
+             "--query",
              "--quiet"});
         score = r.out;
         while (!score.empty() && (score.back() == '\n' || score.back() == ' ')) {
@@ -340,8 +369,9 @@ std::string wait_eligible(st::RoledNode& primary, const std::string& standby_nam
             return score;
         }
         if (Clock::now() > deadline) {
-            FAIL("the primary never scored the standby for promotion: master-pgsqld on " << standby_name << " is '"
-                                                                                          << score << "'");
+            FAIL(
+                "the primary never scored the standby for promotion: master-pgsqld on "
+                << standby_name << " is '" << score << "'");
         }
     }
 }
@@ -364,7 +394,10 @@ void power_off(st::RoledNode& node, const std::filesystem::path& netns) {
 // Powers a member on again with its disk: the addresses that went with the power (the VIP IPaddr2 had put
 // on its interface) are gone, and its link is back.
 std::unique_ptr<st::RoledNode> power_on(
-    const Member& member, const std::filesystem::path& netns, const ClusterFiles& files, const PostgresDisk& disk) {
+    const Member& member,
+    const std::filesystem::path& netns,
+    const ClusterFiles& files,
+    const PostgresDisk& disk) {
     in_namespace(netns, {"ip", "addr", "del", kVip, "dev", "host0"});
     in_namespace(netns, {"ip", "link", "set", "host0", "up"});
     return boot_member(member, netns, files, &disk);
@@ -384,8 +417,8 @@ void wait_streaming(st::RoledNode& primary, st::RoledNode& standby, const std::s
             "' AND state = 'streaming' AND replay_lsn >= pg_current_wal_lsn()); PERFORM pg_sleep(0.2); "
             "END LOOP; END $$",
         200s);
-    const auto streaming =
-        psql_as_postgres(primary, "postgres", "SELECT application_name || ' ' || state FROM pg_stat_replication");
+    const auto streaming = psql_as_postgres(
+        primary, "postgres", "SELECT application_name || ' ' || state FROM pg_stat_replication");
     INFO(
         waited.err << streaming.err << replication_diagnostics(primary, standby) << "\n--- " << standby_name
                    << " ---\n"
@@ -557,8 +590,8 @@ TEST_CASE(
     }
 
     {
-        const std::string eligible =
-            "standby " + standby_name + " eligible for promotion (master-pgsqld " + wait_eligible(primary, standby_name) + ")";
+        const std::string eligible = "standby " + standby_name + " eligible for promotion (master-pgsqld " +
+                                     wait_eligible(primary, standby_name) + ")";
         progress(start, eligible.c_str());
     }
 
@@ -606,7 +639,8 @@ TEST_CASE(
     auto& rejoined = *nodes.at(primary_name);
     progress(start, "old primary booted again");
     REQUIRE(
-        wait_word(rejoined, {"healthy", "failed"}, 180s, "the old primary to be healthy (rejoined)") == "healthy");
+        wait_word(rejoined, {"healthy", "failed"}, 180s, "the old primary to be healthy (rejoined)") ==
+        "healthy");
     wait_streaming(standby, rejoined, primary_name);
     const double rejoin = seconds_since(rejoin_started);
     progress(start, "old primary streaming from the new one");
@@ -655,7 +689,8 @@ TEST_CASE(
     nodes[standby_name] = power_on(survivor_member, netns.at(standby_name), files, *disks.at(standby_name));
     auto& rebuilt = *nodes.at(standby_name);
     REQUIRE(
-        wait_word(rebuilt, {"healthy", "failed"}, 180s, "the node that lost its WAL to be healthy (rebuilt)") ==
+        wait_word(
+            rebuilt, {"healthy", "failed"}, 180s, "the node that lost its WAL to be healthy (rebuilt)") ==
         "healthy");
     wait_streaming(rejoined, rebuilt, standby_name);
     const double rebuild = seconds_since(rebuild_started);
@@ -670,7 +705,8 @@ TEST_CASE(
         // the base backup was exchanged with the datadir, and the old one removed with the scratch directory
         CHECK_FALSE(std::filesystem::exists(lost_datadir.string() + ".storm-rejoin"));
         CHECK(
-            rebuilt.container().exec({"stat", "-c", "%a %U", "/var/lib/postgresql/15/main"}).out == "700 postgres\n");
+            rebuilt.container().exec({"stat", "-c", "%a %U", "/var/lib/postgresql/15/main"}).out ==
+            "700 postgres\n");
     }
 
     std::printf("figure: containers start -> VIP answering, write through it: %.1f s\n", to_vip);

@@ -8,7 +8,6 @@
 #include <stormnode/test/rootfs_cache.hpp>
 
 #include <catch2/catch.hpp>
-
 #include <signal.h>
 #include <unistd.h>
 
@@ -29,7 +28,8 @@ const st::Rootfs& rootfs() {
     return instance;
 }
 
-st::RoledOptions options(std::vector<std::string> roles = {"testsvc"}, std::vector<std::string> features = {}) {
+st::RoledOptions options(
+    std::vector<std::string> roles = {"testsvc"}, std::vector<std::string> features = {}) {
     st::RoledOptions o;
     o.rootfs = rootfs().tree;
     // STORMNODE_TEST_ROLED: another storm-roled binary (an installed or patched one) to test.
@@ -41,7 +41,9 @@ st::RoledOptions options(std::vector<std::string> roles = {"testsvc"}, std::vect
     return o;
 }
 
-bool starts_with(const std::string& s, std::string_view prefix) { return s.rfind(prefix, 0) == 0; }
+bool starts_with(const std::string& s, std::string_view prefix) {
+    return s.rfind(prefix, 0) == 0;
+}
 
 // State's first word: "failed(testsvc-crash.service: ...)" -> "failed".
 std::string state_word(const std::string& state) {
@@ -73,11 +75,13 @@ st::Signal wait_announced(st::RoledNode& node, const std::string& word, std::chr
             const auto state = announced_state(s);
             return state && state_word(*state) == word;
         },
-        timeout, "storm-roled to announce State '" + word + "'");
+        timeout,
+        "storm-roled to announce State '" + word + "'");
 }
 
 const st::UnitRow* find_row(const std::vector<st::UnitRow>& rows, const std::string& unit) {
-    const auto it = std::find_if(rows.begin(), rows.end(), [&](const st::UnitRow& r) { return r.unit == unit; });
+    const auto it =
+        std::find_if(rows.begin(), rows.end(), [&](const st::UnitRow& r) { return r.unit == unit; });
     return it == rows.end() ? nullptr : &*it;
 }
 
@@ -86,7 +90,8 @@ constexpr const char* kDegradedMessageId = "208446a13b5040008a69dc14637e56fb";
 
 // The role's "healthy" and "degraded" journal messages, oldest first.
 std::vector<st::JournalEntry> healthy_or_degraded_messages(st::RoledNode& node) {
-    return node.journal({std::string("MESSAGE_ID=") + kHealthyMessageId, std::string("MESSAGE_ID=") + kDegradedMessageId});
+    return node.journal(
+        {std::string("MESSAGE_ID=") + kHealthyMessageId, std::string("MESSAGE_ID=") + kDegradedMessageId});
 }
 
 std::uint64_t usec_property(st::RoledNode& node, const std::string& unit, const std::string& property) {
@@ -97,7 +102,8 @@ std::uint64_t usec_property(st::RoledNode& node, const std::string& unit, const 
 
 TEST_CASE("(a) the test role comes up healthy, tier by tier", "[roles][integration]") {
     st::RoledNode node(options());
-    const auto state = node.wait_for_state([](const std::string& s) { return state_word(s) == "healthy"; }, 60s, "healthy");
+    const auto state =
+        node.wait_for_state([](const std::string& s) { return state_word(s) == "healthy"; }, 60s, "healthy");
     CHECK(state == "healthy");
     CHECK(node.roles() == std::vector<std::string>{"testsvc"});
 
@@ -114,12 +120,15 @@ TEST_CASE("(a) the test role comes up healthy, tier by tier", "[roles][integrati
 
     // Tier 2 started only after tier 1's check passed: testsvc-db listens 1 s after it starts and
     // stamps that moment; both tier-2 units left "inactive" after it.
-    const auto listening_ns = std::stoull(
-        node.container().exec_checked({"cat", "/run/testsvc/db.listening"}).out);
+    const auto listening_ns =
+        std::stoull(node.container().exec_checked({"cat", "/run/testsvc/db.listening"}).out);
     const auto listening_us = listening_ns / 1000;
     for (const auto* unit : {"testsvc-api.service", "testsvc-worker.service"}) {
-        INFO(unit << " started " << static_cast<long long>(usec_property(node, unit, "InactiveExitTimestamp")) - static_cast<long long>(listening_us)
-                  << " us after testsvc-db listened");
+        INFO(
+            unit << " started "
+                 << static_cast<long long>(usec_property(node, unit, "InactiveExitTimestamp")) -
+                        static_cast<long long>(listening_us)
+                 << " us after testsvc-db listened");
         CHECK(usec_property(node, unit, "InactiveExitTimestamp") >= listening_us);
     }
     CHECK(usec_property(node, "testsvc-db.service", "InactiveExitTimestamp") < listening_us);
@@ -138,7 +147,8 @@ TEST_CASE("(a) the test role comes up healthy, tier by tier", "[roles][integrati
 
 TEST_CASE("(a) the real quorum role's corosync-qnetd comes up healthy", "[roles][integration]") {
     st::RoledNode node(options({"quorum"}));
-    const auto state = node.wait_for_state([](const std::string& s) { return state_word(s) != "starting"; }, 90s, "quorum to settle");
+    const auto state = node.wait_for_state(
+        [](const std::string& s) { return state_word(s) != "starting"; }, 90s, "quorum to settle");
     INFO(node.container().exec({"journalctl", "--no-pager", "-n", "40", "-u", "storm-roled.service"}).out);
     CHECK(state == "healthy");
     const auto rows = node.units();
@@ -151,7 +161,9 @@ TEST_CASE("(a) the real quorum role's corosync-qnetd comes up healthy", "[roles]
     CHECK(node.container().exec({"nc", "-z", "127.0.0.1", "5403"}).ok());
 }
 
-TEST_CASE("(b) a SIGKILLed unit is seen, restarted, and the role goes degraded then healthy", "[roles][integration]") {
+TEST_CASE(
+    "(b) a SIGKILLed unit is seen, restarted, and the role goes degraded then healthy",
+    "[roles][integration]") {
     st::RoledNode node(options());
     node.wait_for_state([](const std::string& s) { return s == "healthy"; }, 60s, "healthy");
     const auto before = node.unit_property("testsvc-worker.service", "InvocationID");
@@ -177,18 +189,22 @@ TEST_CASE("(b) a SIGKILLed unit is seen, restarted, and the role goes degraded t
     CHECK(row->restarts == restarts_before + 1);
     // The other units were left alone.
     CHECK(node.unit_property("testsvc-db.service", "NRestarts") == "0");
-    const auto degraded = node.journal({std::string("MESSAGE_ID=") + kDegradedMessageId, "STORMNODE_ROLE=testsvc"});
+    const auto degraded =
+        node.journal({std::string("MESSAGE_ID=") + kDegradedMessageId, "STORMNODE_ROLE=testsvc"});
     REQUIRE_FALSE(degraded.empty());
     CHECK(degraded.front().at("MESSAGE").find("testsvc-worker.service") != std::string::npos);
     REQUIRE(degraded.front().count("STORMNODE_UNIT") == 1);
     CHECK(degraded.front().at("STORMNODE_UNIT") == "testsvc-worker.service");
 }
 
-TEST_CASE("(a) an optional unit still warming up keeps the role starting, then it is healthy, never degraded", "[roles][integration]") {
+TEST_CASE(
+    "(a) an optional unit still warming up keeps the role starting, then it is healthy, never degraded",
+    "[roles][integration]") {
     // testsvc-slow (degraded-if-down) listens 2 s after its start, beside testsvc-api (required), which
     // answers at once: the required units are all up well before it.
     st::RoledNode node(options({"testsvc"}, {"slowoptional"}));
-    const auto state = node.wait_for_state([](const std::string& s) { return state_word(s) != "starting"; }, 60s, "the role to settle");
+    const auto state = node.wait_for_state(
+        [](const std::string& s) { return state_word(s) != "starting"; }, 60s, "the role to settle");
     CHECK(state == "healthy");
     const auto* slow = find_row(node.units(), "testsvc-slow.service");
     REQUIRE(slow != nullptr);
@@ -198,16 +214,21 @@ TEST_CASE("(a) an optional unit still warming up keeps the role starting, then i
     INFO(milestones.front().at("MESSAGE"));
     CHECK(milestones.front().at("MESSAGE_ID") == kHealthyMessageId);
     // "healthy" came once it listened; testsvc-api, started with it, was up long before.
-    const auto slow_listening_us = std::stoull(node.container().exec_checked({"cat", "/run/testsvc/slow.listening"}).out) / 1000;
+    const auto slow_listening_us =
+        std::stoull(node.container().exec_checked({"cat", "/run/testsvc/slow.listening"}).out) / 1000;
     CHECK(std::stoull(milestones.front().at("__REALTIME_TIMESTAMP")) >= slow_listening_us);
-    CHECK(usec_property(node, "testsvc-api.service", "InactiveExitTimestamp") + 1'000'000 < slow_listening_us);
+    CHECK(
+        usec_property(node, "testsvc-api.service", "InactiveExitTimestamp") + 1'000'000 < slow_listening_us);
 }
 
-TEST_CASE("(a) a unit skipped by a failed Condition is not applicable and the role is healthy", "[roles][integration]") {
+TEST_CASE(
+    "(a) a unit skipped by a failed Condition is not applicable and the role is healthy",
+    "[roles][integration]") {
     // testsvc-nothere has ConditionPathExists=/nonexistent, like chrony's ConditionCapability=CAP_SYS_TIME
     // in a container: systemd skips its start and the job is still "done".
     st::RoledNode node(options({"testsvc"}, {"notapplicable"}));
-    const auto state = node.wait_for_state([](const std::string& s) { return state_word(s) == "healthy"; }, 60s, "healthy");
+    const auto state =
+        node.wait_for_state([](const std::string& s) { return state_word(s) == "healthy"; }, 60s, "healthy");
     CHECK(state == "healthy");
     const auto* row = find_row(node.units(), "testsvc-nothere.service");
     REQUIRE(row != nullptr);
@@ -219,7 +240,9 @@ TEST_CASE("(a) a unit skipped by a failed Condition is not applicable and the ro
     CHECK(node.journal({"_PID=1", "UNIT=testsvc-nothere.service", "JOB_TYPE=start"}).size() == 1);
 }
 
-TEST_CASE("(c) a unit that always fails backs off, the role fails with its reason, and storm-roled stays idle", "[roles][integration]") {
+TEST_CASE(
+    "(c) a unit that always fails backs off, the role fails with its reason, and storm-roled stays idle",
+    "[roles][integration]") {
     auto o = options({"testsvc"}, {"crashloop"});
     // Gives up after 5 failures: with a 0.25 s backoff doubling that is ~4 s (the default 1 s: ~15 s).
     o.roled_arguments = {"--max-failures=5", "--backoff-initial=0.25"};
@@ -229,7 +252,8 @@ TEST_CASE("(c) a unit that always fails backs off, the role fails with its reaso
 
     wait_announced(node, "failed", 120s);
     const auto state = node.state();
-    const auto reason = st::get_property(node.bus(), st::kNode1Service, st::kNode1Path, st::kNode1Interface, "Reason");
+    const auto reason =
+        st::get_property(node.bus(), st::kNode1Service, st::kNode1Path, st::kNode1Interface, "Reason");
     INFO("State: " << state << ", Reason: " << reason);
     CHECK(state == "failed");
     CHECK(reason.find("testsvc-crash.service") != std::string::npos);
@@ -246,7 +270,9 @@ TEST_CASE("(c) a unit that always fails backs off, the role fails with its reaso
     INFO("starts of testsvc-crash: " << at.size());
     REQUIRE(at.size() >= 4);
     for (std::size_t i = 2; i < at.size(); ++i) {
-        INFO("gap " << i << ": " << (at[i] - at[i - 1]) / 1000 << " ms after " << (at[i - 1] - at[i - 2]) / 1000 << " ms");
+        INFO(
+            "gap " << i << ": " << (at[i] - at[i - 1]) / 1000 << " ms after "
+                   << (at[i - 1] - at[i - 2]) / 1000 << " ms");
         CHECK(at[i] - at[i - 1] > at[i - 1] - at[i - 2]);
     }
     // The reason is in the journal with the role and unit.
@@ -260,13 +286,16 @@ TEST_CASE("(c) a unit that always fails backs off, the role fails with its reaso
     // once failed it stays quiet (no Node1 signal for 3 s) and uses no CPU to speak of.
     const auto cpu_failed = st::process_stats(roled).cpu_ticks;
     const long ticks = ::sysconf(_SC_CLK_TCK);
-    INFO("storm-roled CPU during the crash loop: " << (cpu_failed - cpu_start) * 1000 / static_cast<std::uint64_t>(ticks) << " ms");
+    INFO(
+        "storm-roled CPU during the crash loop: "
+        << (cpu_failed - cpu_start) * 1000 / static_cast<std::uint64_t>(ticks) << " ms");
     CHECK((cpu_failed - cpu_start) * 1000 / static_cast<std::uint64_t>(ticks) < 500);
     // Once failed it gives up for good: over the next 3 s (a wait for a start job that must not come)
     // nothing restarts the unit and storm-roled uses no CPU to speak of.
     st::SignalRecorder jobs(
-        node.bus(), "type='signal',sender='org.freedesktop.systemd1',interface='org.freedesktop.systemd1.Manager',"
-                    "member='JobNew'");
+        node.bus(),
+        "type='signal',sender='org.freedesktop.systemd1',interface='org.freedesktop.systemd1.Manager',"
+        "member='JobNew'");
     CHECK_THROWS_AS(
         jobs.wait_for(
             [](const st::Signal& s) {
@@ -277,14 +306,16 @@ TEST_CASE("(c) a unit that always fails backs off, the role fails with its reaso
                 return sd_bus_message_read(s.message.get(), "uos", &id, &job, &unit) > 0 &&
                        std::string(unit) == "testsvc-crash.service";
             },
-            3s, "a new job for testsvc-crash.service"),
+            3s,
+            "a new job for testsvc-crash.service"),
         stormnode::Error);
     const auto cpu_after = st::process_stats(roled).cpu_ticks;
     CHECK(cpu_after - cpu_failed <= 2);
     CHECK(node.roled_pid_on_host() == roled);
 }
 
-TEST_CASE("(d) storm-roled killed: systemd restarts it and it adopts the healthy units", "[roles][integration]") {
+TEST_CASE(
+    "(d) storm-roled killed: systemd restarts it and it adopts the healthy units", "[roles][integration]") {
     st::RoledNode node(options());
     node.wait_for_state([](const std::string& s) { return s == "healthy"; }, 60s, "healthy");
     std::map<std::string, std::string> invocations;
@@ -294,8 +325,10 @@ TEST_CASE("(d) storm-roled killed: systemd restarts it and it adopts the healthy
     const auto roled_invocation = node.unit_property("storm-roled.service", "InvocationID");
 
     st::SignalRecorder roled_changes(
-        node.bus(), "type='signal',sender='org.freedesktop.systemd1',interface='org.freedesktop.DBus.Properties',"
-                    "member='PropertiesChanged',path='" + stormnode::test::systemd1::load_unit(node.bus(), "storm-roled.service") + "'");
+        node.bus(),
+        "type='signal',sender='org.freedesktop.systemd1',interface='org.freedesktop.DBus.Properties',"
+        "member='PropertiesChanged',path='" +
+            stormnode::test::systemd1::load_unit(node.bus(), "storm-roled.service") + "'");
     REQUIRE(::kill(node.roled_pid_on_host(), SIGKILL) == 0);
     // Restart=always: it goes down and comes back active (READY=1 again).
     roled_changes.wait_for(
@@ -305,7 +338,8 @@ TEST_CASE("(d) storm-roled killed: systemd restarts it and it adopts the healthy
             const auto it = props.find("ActiveState");
             return it != props.end() && it->second != "active";
         },
-        10s, "storm-roled.service to leave active");
+        10s,
+        "storm-roled.service to leave active");
     roled_changes.wait_for(
         [](const st::Signal& s) {
             std::string iface;
@@ -313,11 +347,13 @@ TEST_CASE("(d) storm-roled killed: systemd restarts it and it adopts the healthy
             const auto it = props.find("ActiveState");
             return it != props.end() && it->second == "active";
         },
-        30s, "storm-roled.service to be active again");
+        30s,
+        "storm-roled.service to be active again");
     CHECK(node.unit_property("storm-roled.service", "InvocationID") != roled_invocation);
     CHECK(node.unit_property("storm-roled.service", "NRestarts") == "1");
 
-    node.wait_for_state([](const std::string& s) { return s == "healthy"; }, 30s, "healthy after the daemon's restart");
+    node.wait_for_state(
+        [](const std::string& s) { return s == "healthy"; }, 30s, "healthy after the daemon's restart");
     for (const auto& [unit, id] : invocations) {
         INFO(unit);
         CHECK(node.unit_property(unit, "InvocationID") == id);
@@ -328,16 +364,32 @@ TEST_CASE("(d) storm-roled killed: systemd restarts it and it adopts the healthy
 TEST_CASE("(e) the bus policy lets anyone read but only root call SetRoles", "[roles][integration]") {
     st::RoledNode node(options());
     node.wait_for_state([](const std::string& s) { return s != "stopped"; }, 60s, "running");
-    const std::vector<std::string> as_nobody{"setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"};
+    const std::vector<std::string> as_nobody{
+        "setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"};
     auto with = [](std::vector<std::string> prefix, const std::vector<std::string>& argv) {
         prefix.insert(prefix.end(), argv.begin(), argv.end());
         return prefix;
     };
     const std::vector<std::string> read_state{
-        "busctl", "get-property", "org.stormclouds.Node1", "/org/stormclouds/Node1", "org.stormclouds.Node1", "State"};
+        "busctl",
+        "get-property",
+        "org.stormclouds.Node1",
+        "/org/stormclouds/Node1",
+        "org.stormclouds.Node1",
+        "State"};
     const std::vector<std::string> set_roles{
-        "busctl", "call", "org.stormclouds.Node1", "/org/stormclouds/Node1", "org.stormclouds.Node1", "SetRoles", "asb", "1", "quorum", "false"};
-    const std::vector<std::string> introspect{"busctl", "introspect", "org.stormclouds.Node1", "/org/stormclouds/Node1"};
+        "busctl",
+        "call",
+        "org.stormclouds.Node1",
+        "/org/stormclouds/Node1",
+        "org.stormclouds.Node1",
+        "SetRoles",
+        "asb",
+        "1",
+        "quorum",
+        "false"};
+    const std::vector<std::string> introspect{
+        "busctl", "introspect", "org.stormclouds.Node1", "/org/stormclouds/Node1"};
 
     const auto read = node.container().exec(with(as_nobody, read_state));
     INFO(read.err);
@@ -354,15 +406,23 @@ TEST_CASE("(e) the bus policy lets anyone read but only root call SetRoles", "[r
     const auto rejections = node.journal({"_COMM=dbus-daemon"});
     const auto rejected = std::any_of(rejections.begin(), rejections.end(), [](const st::JournalEntry& e) {
         const auto& m = e.at("MESSAGE");
-        return m.find("Rejected send message") != std::string::npos && m.find("uid=65534") != std::string::npos &&
-               m.find("member=\"SetRoles\"") != std::string::npos;
+        return m.find("Rejected send message") != std::string::npos &&
+               m.find("uid=65534") != std::string::npos && m.find("member=\"SetRoles\"") != std::string::npos;
     });
     CHECK(rejected);
     // Nothing changed.
     CHECK(node.roles() == std::vector<std::string>{"testsvc"});
     // RestartRole is a method too.
     const auto restart = node.container().exec(with(
-        as_nobody, {"busctl", "call", "org.stormclouds.Node1", "/org/stormclouds/Node1", "org.stormclouds.Node1", "RestartRole", "s", "testsvc"}));
+        as_nobody,
+        {"busctl",
+         "call",
+         "org.stormclouds.Node1",
+         "/org/stormclouds/Node1",
+         "org.stormclouds.Node1",
+         "RestartRole",
+         "s",
+         "testsvc"}));
     CHECK_FALSE(restart.ok());
 }
 
@@ -396,6 +456,9 @@ TEST_CASE("(f) stormctl role status shows what the D-Bus properties say", "[role
     for (const auto& row : rows) {
         INFO(row.unit);
         REQUIRE(table.count(row.unit) == 1);
-        CHECK(table[row.unit] == std::vector<std::string>{row.unit, row.active_state, row.check_state, std::to_string(row.restarts)});
+        CHECK(
+            table[row.unit] ==
+            std::vector<std::string>{
+                row.unit, row.active_state, row.check_state, std::to_string(row.restarts)});
     }
 }

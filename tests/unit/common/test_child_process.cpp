@@ -169,7 +169,8 @@ stormnode::UniqueFd orphan_of_a_killed_parent(bool die_with_parent) {
     pid_t orphan = 0;
     const auto n = ::read(pid_pipe[0], &orphan, sizeof orphan);
     ::close(pid_pipe[0]);
-    stormnode::UniqueFd pidfd(n == sizeof orphan ? static_cast<int>(::syscall(SYS_pidfd_open, orphan, 0)) : -1);
+    stormnode::UniqueFd pidfd(
+        n == sizeof orphan ? static_cast<int>(::syscall(SYS_pidfd_open, orphan, 0)) : -1);
     ::close(go_pipe[1]);  // the parent reads end of file and exits
     int status = 0;
     REQUIRE(::waitpid(parent, &status, 0) == parent);

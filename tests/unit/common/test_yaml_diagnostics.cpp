@@ -8,7 +8,8 @@ namespace yaml = stormnode::yaml;
 
 TEST_CASE("unknown keys are reported at their line and column", "[common][yaml]") {
     Diagnostics diags("node.yaml");
-    const auto root = stormnode::load_yaml_string("name: x\nunits:\n  - name: a.service\n    unitz: []\n", diags);
+    const auto root =
+        stormnode::load_yaml_string("name: x\nunits:\n  - name: a.service\n    unitz: []\n", diags);
     REQUIRE(root);
     const auto unit = (*root)["units"][0];
     yaml::reject_unknown_keys(unit, {"name"}, diags);

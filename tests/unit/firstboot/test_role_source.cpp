@@ -53,8 +53,7 @@ TEST_CASE("the kernel command line is split the way the kernel does", "[role_sou
     CHECK(args.roles == "compute,storage");
     CHECK(args.inventory == "http://h/i.yaml");
     CHECK_FALSE(parse_role_args("stormnode.role= quiet").roles);
-    CHECK(
-        parse_role_args("stormnode.role=db stormnode.role=quorum").roles == "quorum");  // the last wins
+    CHECK(parse_role_args("stormnode.role=db stormnode.role=quorum").roles == "quorum");  // the last wins
     CHECK_FALSE(parse_role_args("stormnode.roles=db").roles);
     // common's rules: single quotes group too, a bare key is no value, an empty one takes the role back.
     CHECK(parse_role_args("stormnode.role='db:galera,quorum'").roles == "db:galera,quorum");

@@ -32,7 +32,9 @@ std::vector<std::string> messages(const Diagnostics& d) {
 TEST_CASE("the shipped manifests load", "[image][manifest]") {
     const auto def = image::load_valid_manifest(STORMNODE_SOURCE_DIR "/image/default.yaml", kRoles);
     CHECK(def.roles.size() == 9);
-    CHECK(def.dracut.modules == std::vector<std::string>{"ostree", "dmsquash-live", "livenet", "network-legacy"});
+    CHECK(
+        def.dracut.modules ==
+        std::vector<std::string>{"ostree", "dmsquash-live", "livenet", "network-legacy"});
     CHECK_FALSE(def.dracut.hostonly);
     CHECK(def.ref() == "stormnode/bookworm/x86_64/node");
     CHECK(def.sha256.size() == 64);
@@ -192,7 +194,8 @@ TEST_CASE("mmdebstrap runs from our hook files and keeps the .debs for the cache
     CHECK(image::mmdebstrap_argv(plan).back() == "http://deb.debian.org/debian");
 }
 
-TEST_CASE("path filters reach dpkg in order: excludes, then the includes that take files back", "[image][build]") {
+TEST_CASE(
+    "path filters reach dpkg in order: excludes, then the includes that take files back", "[image][build]") {
     image::BootstrapPlan plan;
     plan.suite = "bookworm";
     plan.architecture = "amd64";
@@ -206,33 +209,42 @@ TEST_CASE("path filters reach dpkg in order: excludes, then the includes that ta
     std::copy_if(argv.begin(), argv.end(), std::back_inserter(dpkg), [](const std::string& a) {
         return a.rfind("--dpkgopt=", 0) == 0;
     });
-    CHECK(dpkg == std::vector<std::string>{
-                      "--dpkgopt=path-exclude=/usr/share/doc/*",
-                      "--dpkgopt=path-exclude=/usr/share/man/*",
-                      "--dpkgopt=path-include=/usr/share/doc/*/copyright"});
+    CHECK(
+        dpkg == std::vector<std::string>{
+                    "--dpkgopt=path-exclude=/usr/share/doc/*",
+                    "--dpkgopt=path-exclude=/usr/share/man/*",
+                    "--dpkgopt=path-include=/usr/share/doc/*/copyright"});
 }
 
 TEST_CASE("path filters are absolute globs; an include needs an exclude", "[image][manifest]") {
     Diagnostics d("m.yaml");
     const auto m = image::parse_manifest(
-        "version: '1'\nbase_packages: [systemd]\npath_exclude: [/usr/share/doc/*, usr/share/man/*, '/a b', /*]\n",
+        "version: '1'\nbase_packages: [systemd]\npath_exclude: [/usr/share/doc/*, usr/share/man/*, '/a b', "
+        "/*]\n",
         "m.yaml",
         kRoles,
         d);
     const auto msgs = messages(d);
     REQUIRE(msgs.size() == 3);
-    CHECK(msgs[0].rfind("m.yaml:3:34: 'path_exclude': 'usr/share/man/*' must be an absolute path glob", 0) == 0);
+    CHECK(
+        msgs[0].rfind("m.yaml:3:34: 'path_exclude': 'usr/share/man/*' must be an absolute path glob", 0) ==
+        0);
     CHECK(msgs[1].rfind("m.yaml:3:51: 'path_exclude': '/a b' must be an absolute", 0) == 0);
     CHECK(msgs[2].rfind("m.yaml:3:59: 'path_exclude': '/*' would leave every file out", 0) == 0);
 
     Diagnostics d2("m.yaml");
     (void)image::parse_manifest(
-        "version: '1'\nbase_packages: [systemd]\npath_include: [/usr/share/doc/*/copyright]\n", "m.yaml", kRoles, d2);
+        "version: '1'\nbase_packages: [systemd]\npath_include: [/usr/share/doc/*/copyright]\n",
+        "m.yaml",
+        kRoles,
+        d2);
     REQUIRE(d2.items().size() == 1);
     CHECK(d2.items()[0].to_string().rfind("m.yaml:3:15: 'path_include' only takes back", 0) == 0);
 
     const auto def = image::load_valid_manifest(STORMNODE_SOURCE_DIR "/image/default.yaml", kRoles);
-    CHECK(std::find(def.path_exclude.begin(), def.path_exclude.end(), "/usr/share/doc/*") != def.path_exclude.end());
+    CHECK(
+        std::find(def.path_exclude.begin(), def.path_exclude.end(), "/usr/share/doc/*") !=
+        def.path_exclude.end());
     CHECK(def.path_include == std::vector<std::string>{"/usr/share/doc/*/copyright"});
 }
 

@@ -27,7 +27,8 @@ TEST_CASE("interactive, bare flag and an answers path") {
 
 TEST_CASE("the last stormnode.install wins, a quoted answers path is unquoted") {
     const auto r = parse_install_request(
-        "stormnode.install=interactive stormnode.answers=\"/run/my answers.yaml\" stormnode.install=unattended");
+        "stormnode.install=interactive stormnode.answers=\"/run/my answers.yaml\" "
+        "stormnode.install=unattended");
     CHECK(r.mode == InstallMode::unattended);
     CHECK(r.answers == "/run/my answers.yaml");
     CHECK(parse_install_request("stormnode.installx=1").mode == InstallMode::none);

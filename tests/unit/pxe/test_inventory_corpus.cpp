@@ -1,9 +1,9 @@
 // Golden tests: every bad inventory in tests/data/inventory/bad/ gives exactly the diagnostics its
 // <case>.expect lists ("file:line:col: message substring"), checked against the real role catalog.
-#include <stormnode/pxe/pxe_inventory.hpp>
-#include <stormnode/catalog/catalog.hpp>
-
 #include "../expect_file.hpp"
+
+#include <stormnode/catalog/catalog.hpp>
+#include <stormnode/pxe/pxe_inventory.hpp>
 
 #include <catch2/catch.hpp>
 

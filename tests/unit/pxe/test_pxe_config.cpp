@@ -1,13 +1,12 @@
 // What pxe serve hands to dnsmasq and to booting machines, and how it reads them back.
+#include <stormnode/catalog/catalog.hpp>
 #include <stormnode/pxe/pxe_build.hpp>
 #include <stormnode/pxe/pxe_report.hpp>
 #include <stormnode/pxe/pxe_serve.hpp>
-#include <stormnode/catalog/catalog.hpp>
 
 #include <catch2/catch.hpp>
 
 #include <algorithm>
-
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -163,6 +162,8 @@ TEST_CASE("the node table follows DHCP, boot configs, HTTP and reports", "[pxe][
     // GET /nodes: the exact byte count, one tab-separated line per node after the header.
     const auto tsv = render_node_tsv(nodes);
     CHECK(tsv.rfind("mac\thostname\taddress\tknown\tstate\thttp_bytes\t", 0) == 0);
-    CHECK(tsv.find("\n52:54:00:00:00:01\tdb-1\t10.10.0.11\tyes\tinstalling\t1024\t2\tyes\t") != std::string::npos);
+    CHECK(
+        tsv.find("\n52:54:00:00:00:01\tdb-1\t10.10.0.11\tyes\tinstalling\t1024\t2\tyes\t") !=
+        std::string::npos);
     CHECK(std::count(tsv.begin(), tsv.end(), '\n') == 5);
 }

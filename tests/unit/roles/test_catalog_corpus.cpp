@@ -1,9 +1,9 @@
 // Golden tests: every malformed catalog in tests/data/catalog/bad/ must produce the diagnostics its
 // <case>.expect lists ("file:line:col: message substring", file relative to bad/).
-#include <stormnode/common/temp_dir.hpp>
-#include <stormnode/catalog/catalog.hpp>
-
 #include "../expect_file.hpp"
+
+#include <stormnode/catalog/catalog.hpp>
+#include <stormnode/common/temp_dir.hpp>
 
 #include <catch2/catch.hpp>
 

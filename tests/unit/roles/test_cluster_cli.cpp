@@ -112,7 +112,9 @@ TEST_CASE("cluster init on an older secrets file says which secrets it added", "
     const auto secrets = dir.path() / "pg.secrets.yaml";
     // The active-passive pair's secrets from before qdevice's TLS.
     stormnode::write_file_atomic(
-        secrets, "corosync-authkey: " + std::string(512, 'f') + "\npostgresql-replication-password: pw\n", 0600);
+        secrets,
+        "corosync-authkey: " + std::string(512, 'f') + "\npostgresql-replication-password: pw\n",
+        0600);
     const std::vector<std::string> init{
         "init",
         "--name",

@@ -1,7 +1,7 @@
 // The active-passive db pair's bootstrap pieces: who configures, the VIP, the secrets' forms.
+#include <stormnode/cluster/cluster.hpp>
 #include <stormnode/common/temp_dir.hpp>
 #include <stormnode/common/yaml_diagnostics.hpp>
-#include <stormnode/cluster/cluster.hpp>
 #include <stormnode/pacemaker/bootstrap.hpp>
 
 #include <catch2/catch.hpp>

@@ -1,13 +1,13 @@
 // The cluster's qnetd CA and the certificates `stormctl cluster init` makes from it, checked with openssl
 // the way NSS will use them: each verifies against its own cluster's CA and not another's, with the CNs
 // the daemons match (qdevice: "Qnetd Server"; qnetd: the cluster name), and each key is its certificate's.
+#include "cluster_fixture.hpp"
+
+#include <stormnode/cluster/cluster.hpp>
+#include <stormnode/cluster/qnetd_tls.hpp>
 #include <stormnode/common/error.hpp>
 #include <stormnode/common/subprocess.hpp>
 #include <stormnode/common/temp_dir.hpp>
-#include <stormnode/cluster/cluster.hpp>
-#include <stormnode/cluster/qnetd_tls.hpp>
-
-#include "cluster_fixture.hpp"
 
 #include <catch2/catch.hpp>
 

@@ -1,7 +1,7 @@
 // The monitor role's Zabbix pair: where the database lives, the SQL that prepares it, when the schema
 // is loaded, the ha_status table, and what cluster.yaml gives the templates about the monitor members.
-#include <stormnode/common/error.hpp>
 #include <stormnode/cluster/cluster.hpp>
+#include <stormnode/common/error.hpp>
 #include <stormnode/zabbix/bootstrap.hpp>
 
 #include <catch2/catch.hpp>
@@ -30,9 +30,11 @@ const char* const kPair =
 const char* const kHaStatus =
     "Failover delay: 60 seconds\n"
     "Cluster status:\n"
-    "  #  ID                        Name                      Address                        Status      Last Access\n"
+    "  #  ID                        Name                      Address                        Status      "
+    "Last Access\n"
     "  1. clp3mbl0h0001zk0elzqn6sdc mon1                      10.77.0.21:10051               active      1s\n"
-    "  2. clp3mbv9a0001mr0e4r3n8yzd mon2                      10.77.0.22:10051               standby     3s\n";
+    "  2. clp3mbv9a0001mr0e4r3n8yzd mon2                      10.77.0.22:10051               standby     "
+    "3s\n";
 
 }  // namespace
 
@@ -62,7 +64,8 @@ TEST_CASE("with db members the database is the db role's, behind the VIP", "[rol
 }
 
 TEST_CASE("a cluster without monitor members gives the templates no monitor keys", "[roles][zabbix]") {
-    const auto cluster = parse("name: c\nmembers:\n  - {hostname: ctl-1, address: 10.0.0.5, roles: [controller]}\n");
+    const auto cluster =
+        parse("name: c\nmembers:\n  - {hostname: ctl-1, address: 10.0.0.5, roles: [controller]}\n");
     CHECK(monitor_db_member(cluster) == nullptr);
     const auto data = cluster_template_data(cluster);
     CHECK_FALSE(data["monitor_servers"]);
@@ -73,16 +76,21 @@ TEST_CASE("a cluster without monitor members gives the templates no monitor keys
 TEST_CASE("the database setup SQL makes a user per member and can run again", "[roles][zabbix]") {
     const auto sql = zabbix_db_setup_sql({"10.0.0.21", "10.0.0.22"}, "0f1e2d");
     INFO(sql);
-    CHECK(sql.find("CREATE DATABASE IF NOT EXISTS `zabbix` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin;\n") == 0);
+    CHECK(
+        sql.find("CREATE DATABASE IF NOT EXISTS `zabbix` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin;\n") == 0);
     for (const std::string address : {"10.0.0.21", "10.0.0.22"}) {
         const std::string user = "'zabbix'@'" + address + "'";
-        CHECK(sql.find("CREATE USER IF NOT EXISTS " + user + " IDENTIFIED BY '0f1e2d';\n") != std::string::npos);
+        CHECK(
+            sql.find("CREATE USER IF NOT EXISTS " + user + " IDENTIFIED BY '0f1e2d';\n") !=
+            std::string::npos);
         // a changed secret takes effect on the next start
         CHECK(sql.find("ALTER USER " + user + " IDENTIFIED BY '0f1e2d';\n") != std::string::npos);
         CHECK(sql.find("GRANT ALL PRIVILEGES ON `zabbix`.* TO " + user + ";\n") != std::string::npos);
     }
     // a hand-written secret with quotes stays one string
-    CHECK(zabbix_db_setup_sql({"10.0.0.21"}, "it's\\").find("IDENTIFIED BY 'it\\'s\\\\';") != std::string::npos);
+    CHECK(
+        zabbix_db_setup_sql({"10.0.0.21"}, "it's\\").find("IDENTIFIED BY 'it\\'s\\\\';") !=
+        std::string::npos);
 }
 
 TEST_CASE("the schema is loaded into an empty database or again after a load cut short", "[roles][zabbix]") {

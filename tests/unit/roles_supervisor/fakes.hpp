@@ -30,7 +30,8 @@ public:
         for (;;) {
             std::shared_ptr<Entry> next;
             for (const auto& e : entries_) {
-                if (!e->cancelled && e->at <= until && (!next || e->at < next->at || (e->at == next->at && e->seq < next->seq))) {
+                if (!e->cancelled && e->at <= until &&
+                    (!next || e->at < next->at || (e->at == next->at && e->seq < next->seq))) {
                     next = e;
                 }
             }
@@ -75,22 +76,34 @@ private:
 // Jobs finish when the test says so (or at once, with auto_complete); states are set by the test.
 class FakeSystemd final : public SystemdManager {
 public:
-    std::vector<std::string> calls;                 // "start a.service", "enable a.service,b.service", ...
-    std::map<std::string, JobResult> script;        // result of the next job of a unit (default done)
-    bool auto_complete = true;                      // complete jobs (and set states) right away
+    std::vector<std::string> calls;           // "start a.service", "enable a.service,b.service", ...
+    std::map<std::string, JobResult> script;  // result of the next job of a unit (default done)
+    bool auto_complete = true;                // complete jobs (and set states) right away
     std::map<std::string, std::vector<JobCallback>> waiting;
     int invocation = 0;
     std::function<void(const std::string&)> on_job;  // called as a job is queued, before anything changes
-    std::set<std::string> condition_fails;          // units whose Condition*= does not hold: start is skipped
+    std::set<std::string> condition_fails;  // units whose Condition*= does not hold: start is skipped
 
-    void start_unit(const std::string& unit, JobCallback done) override { job("start", unit, std::move(done)); }
+    void start_unit(const std::string& unit, JobCallback done) override {
+        job("start", unit, std::move(done));
+    }
     void stop_unit(const std::string& unit, JobCallback done) override { job("stop", unit, std::move(done)); }
-    void restart_unit(const std::string& unit, JobCallback done) override { job("restart", unit, std::move(done)); }
+    void restart_unit(const std::string& unit, JobCallback done) override {
+        job("restart", unit, std::move(done));
+    }
 
-    void enable_unit_files(const std::vector<std::string>& u, bool, Completion done) override { files("enable", u, done); }
-    void disable_unit_files(const std::vector<std::string>& u, bool, Completion done) override { files("disable", u, done); }
-    void mask_unit_files(const std::vector<std::string>& u, bool, Completion done) override { files("mask", u, done); }
-    void unmask_unit_files(const std::vector<std::string>& u, bool, Completion done) override { files("unmask", u, done); }
+    void enable_unit_files(const std::vector<std::string>& u, bool, Completion done) override {
+        files("enable", u, done);
+    }
+    void disable_unit_files(const std::vector<std::string>& u, bool, Completion done) override {
+        files("disable", u, done);
+    }
+    void mask_unit_files(const std::vector<std::string>& u, bool, Completion done) override {
+        files("mask", u, done);
+    }
+    void unmask_unit_files(const std::vector<std::string>& u, bool, Completion done) override {
+        files("unmask", u, done);
+    }
     void reload(Completion done) override {
         calls.emplace_back("reload");
         done(std::nullopt);
@@ -105,7 +118,8 @@ public:
     }
 
     // Test side.
-    void set_state(const std::string& unit, const std::string& active, const std::string& result = "success") {
+    void set_state(
+        const std::string& unit, const std::string& active, const std::string& result = "success") {
         auto& s = states[unit];
         s.active_state = active;
         s.sub_state = active == "active" ? "running" : "dead";
@@ -186,8 +200,9 @@ class FakeProber final : public Prober {
 public:
     explicit FakeProber(FakeClock& clock) : clock_(clock) {}
     std::map<std::string, bool> healthy;  // by the check's host:port key (see key()); default: healthy
-    std::map<std::string, std::string> failure;  // what a failing check says, by key; default: connection refused
-    std::map<std::string, int> exit_status;      // how a failing (exec) check exits, by key; default: none
+    std::map<std::string, std::string>
+        failure;                             // what a failing check says, by key; default: connection refused
+    std::map<std::string, int> exit_status;  // how a failing (exec) check exits, by key; default: none
     int probes = 0;
 
     static std::string key(const Check& check) { return std::to_string(check.port); }

@@ -1,12 +1,12 @@
 // The db and quorum roles' config rendered from the real catalog templates and a real cluster.yaml,
 // and the Galera start decision.
+#include "render_fixture.hpp"
+
+#include <stormnode/cluster/node_config.hpp>
 #include <stormnode/common/error.hpp>
 #include <stormnode/common/temp_dir.hpp>
 #include <stormnode/galera/bootstrap.hpp>
 #include <stormnode/galera/start.hpp>
-#include <stormnode/cluster/node_config.hpp>
-
-#include "render_fixture.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -53,7 +53,8 @@ TEST_CASE("a db member's 60-galera.cnf names every Galera member and itself", "[
 TEST_CASE("without cluster.yaml a db node's 60-galera.cnf keeps wsrep off", "[cluster][render]") {
     // "gcomm://" with no address bootstraps a cluster of one: never by accident.
     TempDir dir{"stormnode-render"};
-    const auto node = render_role(dir, "roles: [db]\nhostname: db-9\nvariables: {mgmt_address: 10.77.0.19}\n", "", "db");
+    const auto node =
+        render_role(dir, "roles: [db]\nhostname: db-9\nvariables: {mgmt_address: 10.77.0.19}\n", "", "db");
     const auto cnf = read_file(dir.path() / "root/etc/mysql/mariadb.conf.d/60-galera.cnf");
     INFO(cnf);
     CHECK(contains(cnf, "wsrep_on                 = OFF\n"));
@@ -70,7 +71,8 @@ TEST_CASE("the quorum member's /etc/default/garb points garbd at the db members"
     CHECK(contains(garb, "gmcast.listen_addr=tcp://10.77.0.13:4567"));
 }
 
-TEST_CASE("the db role's size and desync checks degrade the role and never restart mariadb", "[cluster][catalog]") {
+TEST_CASE(
+    "the db role's size and desync checks degrade the role and never restart mariadb", "[cluster][catalog]") {
     const auto db = resolve(catalog(), "db", "galera");
     const auto unit = std::find_if(db.body.units.begin(), db.body.units.end(), [](const Unit& u) {
         return u.name == "mariadb.service";
@@ -90,13 +92,15 @@ TEST_CASE("the db role's size and desync checks degrade the role and never resta
         // The client splits --execute at ';' unless told another delimiter.
         CHECK(std::find(check.argv.begin(), check.argv.end(), "--delimiter=//") != check.argv.end());
     }
-    CHECK(degrade_only == std::map<std::string, bool>{
-                             {"galera node not serving in a primary component", false},
-                             {"galera cluster size below its members", true},
-                             {"galera node not synced (a state transfer donor)", true}});
+    CHECK(
+        degrade_only == std::map<std::string, bool>{
+                            {"galera node not serving in a primary component", false},
+                            {"galera cluster size below its members", true},
+                            {"galera node not synced (a state transfer donor)", true}});
     // Outside a Primary component no check restarts it: storm-clustercheck says so (on_failure: hold).
     const auto hold = std::find_if(unit->checks.begin(), unit->checks.end(), [](const Check& c) {
-        return c.kind == CheckKind::exec && c.argv == std::vector<std::string>{"storm-clustercheck", "primary"};
+        return c.kind == CheckKind::exec &&
+               c.argv == std::vector<std::string>{"storm-clustercheck", "primary"};
     });
     REQUIRE(hold != unit->checks.end());
     CHECK(hold->holds_restarts);
@@ -128,11 +132,14 @@ TEST_CASE("a new Galera cluster is started only when it is safe", "[cluster][gal
     const GraState unsafe{"u", -1, false};
     // A db member answers: join, whatever grastate says.
     CHECK(decide_galera_start(cluster, "db-1", safe, {"10.77.0.12"}).start == GaleraStart::join);
-    CHECK(decide_galera_start(cluster, "db-1", std::nullopt, {"10.77.0.12", "10.77.0.13"}).start == GaleraStart::join);
+    CHECK(
+        decide_galera_start(cluster, "db-1", std::nullopt, {"10.77.0.12", "10.77.0.13"}).start ==
+        GaleraStart::join);
     // Only garbd (q-1) answers: there is nothing to join; grastate decides as if nobody answered.
     CHECK(decide_galera_start(cluster, "db-1", safe, {"10.77.0.13"}).start == GaleraStart::new_cluster);
     CHECK(decide_galera_start(cluster, "db-1", unsafe, {"10.77.0.13"}).start == GaleraStart::join);
-    CHECK(decide_galera_start(cluster, "db-1", std::nullopt, {"10.77.0.13"}).start == GaleraStart::new_cluster);
+    CHECK(
+        decide_galera_start(cluster, "db-1", std::nullopt, {"10.77.0.13"}).start == GaleraStart::new_cluster);
     CHECK(decide_galera_start(cluster, "db-2", std::nullopt, {"10.77.0.13"}).start == GaleraStart::join);
     // Nobody answers: the node that may bootstrap does.
     CHECK(decide_galera_start(cluster, "db-2", safe, {}).start == GaleraStart::new_cluster);
@@ -143,7 +150,8 @@ TEST_CASE("a new Galera cluster is started only when it is safe", "[cluster][gal
 }
 
 TEST_CASE(
-    "storm-roled's Galera start: a new cluster, for one start, only when nobody answers", "[cluster][galera]") {
+    "storm-roled's Galera start: a new cluster, for one start, only when nobody answers",
+    "[cluster][galera]") {
     // Loopback addresses only: nothing outside this machine is ever probed.
     const char* const loopback_cluster =
         "name: lo-db\nmembers:\n"
@@ -164,8 +172,10 @@ TEST_CASE(
     CHECK(fresh->start == GaleraStart::new_cluster);
     CHECK_THAT(read_file(new_cluster), Catch::Contains("\n_WSREP_NEW_CLUSTER=--wsrep-new-cluster\n"));
     // The start that bootstraps removes the file, whatever its outcome: later starts join.
-    CHECK_THAT(read_file(drop_in), Catch::Contains("ExecStartPost=-+/bin/rm -f /run/mariadb-wsrep-new-cluster"));
-    CHECK_THAT(read_file(drop_in), Catch::Contains("ExecStopPost=-+/bin/rm -f /run/mariadb-wsrep-new-cluster"));
+    CHECK_THAT(
+        read_file(drop_in), Catch::Contains("ExecStartPost=-+/bin/rm -f /run/mariadb-wsrep-new-cluster"));
+    CHECK_THAT(
+        read_file(drop_in), Catch::Contains("ExecStopPost=-+/bin/rm -f /run/mariadb-wsrep-new-cluster"));
 
     // After a crash (safe_to_bootstrap: 0) it must not bootstrap: the file goes.
     fs::create_directories(root / "var/lib/mysql");
@@ -182,7 +192,8 @@ TEST_CASE(
     CHECK_FALSE(prepare_galera_start(quorum, root, std::chrono::milliseconds(500)));
 }
 
-TEST_CASE("a node carrying lb sends Galera writes to one db member, the other as backup", "[cluster][render]") {
+TEST_CASE(
+    "a node carrying lb sends Galera writes to one db member, the other as backup", "[cluster][render]") {
     TempDir dir{"stormnode-render"};
     render_node(dir, "roles: [lb]\nhostname: q-1\nzone: c\nvariables: {mgmt_address: 10.77.0.13}\n", "lb");
     const auto cfg = read_file(dir.path() / "root/etc/haproxy/haproxy.cfg");
@@ -190,10 +201,11 @@ TEST_CASE("a node carrying lb sends Galera writes to one db member, the other as
     CHECK(contains(cfg, "listen galera\n\tbind 10.77.0.13:3306\n\tmode tcp\n"));
     // clustercheck on each member: 200 only when Synced in a Primary component
     CHECK(contains(cfg, "\toption httpchk GET /\n\thttp-check expect status 200\n"));
-    CHECK(contains(cfg, "\tdefault-server port 9200 inter 1s fall 2 rise 2 on-marked-down shutdown-sessions\n"));
+    CHECK(contains(
+        cfg, "\tdefault-server port 9200 inter 1s fall 2 rise 2 on-marked-down shutdown-sessions\n"));
     CHECK(contains(cfg, "\tserver db-1 10.77.0.11:3306 check\n\tserver db-2 10.77.0.12:3306 check backup\n"));
     CHECK_FALSE(contains(cfg, "q-1 10.77.0.13:3306"));  // garbd holds no data
-    CHECK_FALSE(contains(cfg, "listen keystone"));       // not a controller
+    CHECK_FALSE(contains(cfg, "listen keystone"));      // not a controller
     // No VIP: keepalived's config is empty, so its unit is skipped (ConditionFileNotEmpty).
     const auto keepalived = read_file(dir.path() / "root/etc/keepalived/keepalived.conf");
     INFO("keepalived.conf: [" << keepalived << "]");
@@ -213,8 +225,9 @@ TEST_CASE("with a VIP, HAProxy's galera listener binds it and keepalived holds i
     const auto node = render_role(
         dir,
         "roles: [lb]\nhostname: lb-1\nzone: c\nvariables: {mgmt_address: 10.77.0.14, mgmt_interface: eth0}\n",
-        std::string(kCluster) + "  - {hostname: lb-1, address: 10.77.0.14, zone: c, roles: [lb]}\n"
-                                "vips:\n  - {name: mgmt, address: 10.77.0.20, vrrp_router_id: 51}\n",
+        std::string(kCluster) +
+            "  - {hostname: lb-1, address: 10.77.0.14, zone: c, roles: [lb]}\n"
+            "vips:\n  - {name: mgmt, address: 10.77.0.20, vrrp_router_id: 51}\n",
         "lb");
     const auto cfg = read_file(dir.path() / "root/etc/haproxy/haproxy.cfg");
     INFO(cfg);

@@ -1,14 +1,13 @@
 // The monitor role's config and every node's agent config rendered from the real catalog templates and
 // a real cluster.yaml, and storm-roled's preparation before zabbix-server starts (the database password).
+#include "render_fixture.hpp"
+
+#include <stormnode/cluster/node_config.hpp>
 #include <stormnode/common/error.hpp>
 #include <stormnode/common/temp_dir.hpp>
 #include <stormnode/zabbix/start.hpp>
-#include <stormnode/cluster/node_config.hpp>
-
-#include "render_fixture.hpp"
 
 #include <catch2/catch.hpp>
-
 #include <sys/stat.h>
 
 #include <filesystem>
@@ -27,10 +26,13 @@ const char* const kCluster =
     "  - {hostname: mon-1, address: 10.77.0.21, zone: a, roles: [monitor]}\n"
     "  - {hostname: mon-2, address: 10.77.0.22, zone: b, roles: [monitor]}\n";
 
-NodeConfig render_node(TempDir& dir, const std::string& hostname, const std::string& address, bool cluster = true) {
+NodeConfig render_node(
+    TempDir& dir, const std::string& hostname, const std::string& address, bool cluster = true) {
     return render_role(
-        dir, "roles: [monitor]\nhostname: " + hostname + "\nvariables: {mgmt_address: " + address + "}\n",
-        cluster ? kCluster : "", "monitor");
+        dir,
+        "roles: [monitor]\nhostname: " + hostname + "\nvariables: {mgmt_address: " + address + "}\n",
+        cluster ? kCluster : "",
+        "monitor");
 }
 
 unsigned mode_of(const fs::path& path) {
@@ -41,7 +43,8 @@ unsigned mode_of(const fs::path& path) {
 
 }  // namespace
 
-TEST_CASE("the second monitor member's server and frontend use the first member's database", "[monitor][render]") {
+TEST_CASE(
+    "the second monitor member's server and frontend use the first member's database", "[monitor][render]") {
     TempDir dir{"stormnode-render"};
     render_node(dir, "mon-2", "10.77.0.22");
     const auto conf = read_file(dir.path() / "root/etc/zabbix/zabbix_server.conf");
@@ -83,7 +86,8 @@ TEST_CASE("without cluster.yaml the agent answers the node itself only", "[monit
     CHECK_FALSE(contains(agent, "ServerActive"));
 }
 
-TEST_CASE("the database password goes to 0600 files for zabbix_server and the frontend", "[monitor][render]") {
+TEST_CASE(
+    "the database password goes to 0600 files for zabbix_server and the frontend", "[monitor][render]") {
     TempDir dir{"stormnode-render"};
     write_file_atomic(dir.path() / "cloud-mon.secrets.yaml", "zabbix-db-password: 9a8b7c\n", 0600);
     const auto node = render_node(dir, "mon-2", "10.77.0.22");
@@ -102,7 +106,8 @@ TEST_CASE("a missing database secret stops the monitor role before it starts", "
     TempDir dir{"stormnode-render"};
     write_file_atomic(dir.path() / "cloud-mon.secrets.yaml", "other: 1\n", 0600);
     const auto node = render_node(dir, "mon-1", "10.77.0.21");
-    CHECK_THROWS_WITH(prepare_monitor_start(node, dir.path() / "root"), Catch::Contains("zabbix-db-password"));
+    CHECK_THROWS_WITH(
+        prepare_monitor_start(node, dir.path() / "root"), Catch::Contains("zabbix-db-password"));
 }
 
 TEST_CASE("a node that is not a monitor member of cluster.yaml gets no Zabbix secrets", "[monitor][render]") {

@@ -1,12 +1,12 @@
 // The active-passive db pair's config rendered from the real catalog templates and a real cluster.yaml,
 // and storm-roled's preparation before corosync starts (secrets where the engines read them).
+#include "render_fixture.hpp"
+
+#include <stormnode/cluster/node_config.hpp>
 #include <stormnode/common/error.hpp>
 #include <stormnode/common/temp_dir.hpp>
-#include <stormnode/cluster/node_config.hpp>
 #include <stormnode/pacemaker/start.hpp>
 #include <stormnode/qnetd/nssdb.hpp>
-
-#include "render_fixture.hpp"
 
 #include <catch2/catch.hpp>
 #include <sys/stat.h>
@@ -36,15 +36,14 @@ NodeConfig render_node(
     TempDir& dir, const std::string& hostname, const std::string& address, const std::string& extra = {}) {
     return render_role(
         dir,
-        "roles: [db]\nvariants: {db: active-passive}\nhostname: " + hostname + "\nvariables: {mgmt_address: " +
-            address + extra + "}\n",
+        "roles: [db]\nvariants: {db: active-passive}\nhostname: " + hostname +
+            "\nvariables: {mgmt_address: " + address + extra + "}\n",
         kCluster,
         kRole);
 }
 
 // Values only carried, not parsed, on a test root (no NSS database is built there).
-const std::string kQnetdClientSecrets =
-    "qnetd-ca-cert: ca\nqnetd-client-cert: cert\nqnetd-client-key: key\n";
+const std::string kQnetdClientSecrets = "qnetd-ca-cert: ca\nqnetd-client-cert: cert\nqnetd-client-key: key\n";
 
 std::string authkey_hex() {
     std::string hex;

@@ -35,7 +35,8 @@ stormnode::Errc error_of(F&& f) {
 
 }  // namespace
 
-TEST_CASE("the rack network is an isolated bridge with the server's address and no DHCP or DNS", "[vm][rack]") {
+TEST_CASE(
+    "the rack network is an isolated bridge with the server's address and no DHCP or DNS", "[vm][rack]") {
     const auto xml = stormnode::installer::network_xml({"stormnode-r1", "br-prov", "10.10.0.1", 24});
     CHECK(has(xml, "<name>stormnode-r1</name>"));
     CHECK(has(xml, "<bridge name='br-prov' stp='off' delay='0'/>"));
@@ -47,15 +48,24 @@ TEST_CASE("the rack network is an isolated bridge with the server's address and 
 
 TEST_CASE("a bad bridge name or address is refused before libvirt sees it", "[vm][rack]") {
     using stormnode::installer::network_xml;
-    CHECK(error_of([] { (void)network_xml({"n", "a-bridge-name-too-long", "10.0.0.1", 24}); }) ==
-          stormnode::Errc::invalid_input);
-    CHECK(error_of([] { (void)network_xml({"n", "br x", "10.0.0.1", 24}); }) == stormnode::Errc::invalid_input);
-    CHECK(error_of([] { (void)network_xml({"n", "br0", "10.0.0.300", 24}); }) == stormnode::Errc::invalid_input);
-    CHECK(error_of([] { (void)network_xml({"n", "br0", "10.0.0.1", 31}); }) == stormnode::Errc::invalid_input);
+    CHECK(error_of([] {
+              (void)network_xml({"n", "a-bridge-name-too-long", "10.0.0.1", 24});
+          }) == stormnode::Errc::invalid_input);
+    CHECK(error_of([] {
+              (void)network_xml({"n", "br x", "10.0.0.1", 24});
+          }) == stormnode::Errc::invalid_input);
+    CHECK(error_of([] {
+              (void)network_xml({"n", "br0", "10.0.0.300", 24});
+          }) == stormnode::Errc::invalid_input);
+    CHECK(error_of([] {
+              (void)network_xml({"n", "br0", "10.0.0.1", 31});
+          }) == stormnode::Errc::invalid_input);
 }
 
-TEST_CASE("rack nodes boot from the disk, then the network, on the rack's network with their MAC", "[vm][rack]") {
-    const auto rack = stormnode::installer::rack_spec("r1", "", "10.10.0.0/24", "10.10.0.1", kNodes, "/var/lib/vms");
+TEST_CASE(
+    "rack nodes boot from the disk, then the network, on the rack's network with their MAC", "[vm][rack]") {
+    const auto rack =
+        stormnode::installer::rack_spec("r1", "", "10.10.0.0/24", "10.10.0.1", kNodes, "/var/lib/vms");
     CHECK(rack.network.name == "stormnode-r1");
     CHECK(rack.network.bridge == "sn-r1");
     CHECK(rack.network.prefix == 24);
@@ -95,7 +105,8 @@ TEST_CASE("a rack is created and destroyed whole against libvirt's test driver",
     }
     stormnode::TempDir dir("vm-rack-test");
     Hypervisor hypervisor("test:///default");
-    auto rack = stormnode::installer::rack_spec("unit", "br-unit", "10.10.0.0/24", "10.10.0.1", kNodes, dir.path());
+    auto rack =
+        stormnode::installer::rack_spec("unit", "br-unit", "10.10.0.0/24", "10.10.0.1", kNodes, dir.path());
     stormnode::installer::create_rack(hypervisor, rack);
     for (const auto& vm : rack.nodes) {
         const auto found = hypervisor.find(vm.name);
@@ -104,8 +115,11 @@ TEST_CASE("a rack is created and destroyed whole against libvirt's test driver",
         CHECK(std::filesystem::exists(vm.disk()));
     }
     // A second rack of the same name is refused and leaves the first alone.
-    auto again = stormnode::installer::rack_spec("unit", "br-unit", "10.10.0.0/24", "10.10.0.1", kNodes, dir.path());
-    CHECK(error_of([&] { stormnode::installer::create_rack(hypervisor, again); }) == stormnode::Errc::invalid_input);
+    auto again =
+        stormnode::installer::rack_spec("unit", "br-unit", "10.10.0.0/24", "10.10.0.1", kNodes, dir.path());
+    CHECK(error_of([&] {
+              stormnode::installer::create_rack(hypervisor, again);
+          }) == stormnode::Errc::invalid_input);
     CHECK(hypervisor.find("unit-db-1"));
 
     CHECK(stormnode::installer::destroy_rack(hypervisor, rack) == 3);
@@ -113,18 +127,21 @@ TEST_CASE("a rack is created and destroyed whole against libvirt's test driver",
         CHECK_FALSE(hypervisor.find(vm.name));
         CHECK_FALSE(std::filesystem::exists(vm.state_dir));
     }
-    CHECK_FALSE(hypervisor.destroy_network("stormnode-unit"));  // gone with the rack
+    CHECK_FALSE(hypervisor.destroy_network("stormnode-unit"));         // gone with the rack
     CHECK(stormnode::installer::destroy_rack(hypervisor, rack) == 0);  // nothing left: nothing to do
 }
 
-TEST_CASE("a rack defined without starting waits for start_rack, which starts each VM once", "[vm][rack][libvirt]") {
+TEST_CASE(
+    "a rack defined without starting waits for start_rack, which starts each VM once",
+    "[vm][rack][libvirt]") {
     if (!stormnode::run({.argv = {"qemu-img", "--version"}}).ok()) {
         WARN("qemu-img is not installed: the rack's disks cannot be made");
         return;
     }
     stormnode::TempDir dir("vm-rack-start");
     Hypervisor hypervisor("test:///default");
-    auto rack = stormnode::installer::rack_spec("held", "br-held", "10.10.0.0/24", "10.10.0.1", kNodes, dir.path());
+    auto rack =
+        stormnode::installer::rack_spec("held", "br-held", "10.10.0.0/24", "10.10.0.1", kNodes, dir.path());
     stormnode::installer::create_rack(hypervisor, rack, /*start=*/false);
     for (const auto& vm : rack.nodes) {
         const auto found = hypervisor.find(vm.name);
@@ -140,7 +157,8 @@ TEST_CASE("a rack defined without starting waits for start_rack, which starts ea
     CHECK(error_of([&] { (void)hypervisor.start("held-db-1"); }) == stormnode::Errc::not_found);
 }
 
-TEST_CASE("unknown-MAC VMs get MACs no inventory node has, and a rack node can boot with UEFI", "[vm][rack]") {
+TEST_CASE(
+    "unknown-MAC VMs get MACs no inventory node has, and a rack node can boot with UEFI", "[vm][rack]") {
     using stormnode::installer::unknown_node_macs;
     CHECK(unknown_node_macs(0, {}).empty());
     CHECK(unknown_node_macs(2, {}) == std::vector<std::string>{"52:54:00:fe:00:01", "52:54:00:fe:00:02"});
@@ -157,9 +175,10 @@ TEST_CASE("unknown-MAC VMs get MACs no inventory node has, and a rack node can b
     CHECK(has(xml, "<rom enabled='no'/>"));  // OVMF's own PXE client, not qemu's iPXE ROM
     CHECK(xml.find("<boot dev='hd'/>") < xml.find("<boot dev='network'/>"));
     // BIOS nodes keep the NIC's iPXE ROM: it is their PXE client.
-    CHECK_FALSE(has(stormnode::installer::domain_xml(
-                        stormnode::installer::rack_spec(
-                            "r3", "", "10.10.0.0/24", "10.10.0.1", {{"52:54:00:aa:00:01", "db-1"}}, "/var/lib/vms")
-                            .nodes[0]),
-                    "<rom "));
+    CHECK_FALSE(
+        has(stormnode::installer::domain_xml(
+                stormnode::installer::rack_spec(
+                    "r3", "", "10.10.0.0/24", "10.10.0.1", {{"52:54:00:aa:00:01", "db-1"}}, "/var/lib/vms")
+                    .nodes[0]),
+            "<rom "));
 }

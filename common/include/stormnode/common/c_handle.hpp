@@ -28,7 +28,7 @@ public:
     OutParam(OutParam&&) = delete;
     OutParam& operator=(OutParam&&) = delete;
     ~OutParam() { owner_.reset(raw_); }
-    operator typename Handle::pointer*() noexcept { return &raw_; }  // NOLINT(google-explicit-constructor)
+    operator typename Handle::pointer *() noexcept { return &raw_; }  // NOLINT(google-explicit-constructor)
 
 private:
     Handle& owner_;

@@ -10,23 +10,25 @@
 namespace stormnode {
 
 enum class Errc {
-    io,              // files, processes, sockets
-    invalid_input,   // YAML, answer files, inventories, command-line arguments
+    io,             // files, processes, sockets
+    invalid_input,  // YAML, answer files, inventories, command-line arguments
     ostree,
     dbus,
-    unit_failed,     // a systemd job did not finish "done"
+    unit_failed,  // a systemd job did not finish "done"
     libvirt,
     archive,
     timeout,
     aborted,
     not_found,
-    refused,         // a policy said no (quorum guard, permission)
+    refused,  // a policy said no (quorum guard, permission)
 };
 
 class Error : public std::runtime_error {
 public:
     Error(Errc code, const std::string& message, std::error_code cause = {})
-        : std::runtime_error(message), code_(code), cause_(cause) {}
+        : std::runtime_error(message),
+          code_(code),
+          cause_(cause) {}
 
     [[nodiscard]] Errc code() const noexcept { return code_; }
     [[nodiscard]] const std::error_code& cause() const noexcept { return cause_; }

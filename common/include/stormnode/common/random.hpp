@@ -7,7 +7,7 @@
 
 namespace stormnode {
 
-std::vector<unsigned char> random_bytes(std::size_t n);  // Error(io) if the kernel refuses
+std::vector<unsigned char> random_bytes(std::size_t n);       // Error(io) if the kernel refuses
 std::string to_hex(const std::vector<unsigned char>& bytes);  // lowercase
 inline std::string random_hex(std::size_t n_bytes) {
     return to_hex(random_bytes(n_bytes));

@@ -70,9 +70,10 @@ GaleraDecision decide_galera_start(
     // component of one that a joiner aborts against: "Group requested repl_proto_ver: 127").
     std::string list;
     for (const auto& address : reachable) {
-        const auto member = std::find_if(cluster.members.begin(), cluster.members.end(), [&](const ClusterMember& m) {
-            return m.address == address && m.hostname != hostname;
-        });
+        const auto member =
+            std::find_if(cluster.members.begin(), cluster.members.end(), [&](const ClusterMember& m) {
+                return m.address == address && m.hostname != hostname;
+            });
         if (member != cluster.members.end() && member->carries("db")) {
             list += list.empty() ? address : ", " + address;
         }

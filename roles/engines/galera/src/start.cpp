@@ -110,7 +110,8 @@ std::optional<GaleraDecision> prepare_galera_start(
     write_file_atomic(
         drop_in,
         std::string("# storm-roled: a new Galera cluster is started once, by the start that finds /") +
-            kGaleraNewClusterEnv + "; it goes when that start ends.\n[Service]\nExecStartPost=-+/bin/rm -f /" +
+            kGaleraNewClusterEnv +
+            "; it goes when that start ends.\n[Service]\nExecStartPost=-+/bin/rm -f /" +
             kGaleraNewClusterEnv + "\nExecStopPost=-+/bin/rm -f /" + kGaleraNewClusterEnv + "\n",
         0644);
     const auto new_cluster = root / kGaleraNewClusterEnv;

@@ -98,7 +98,8 @@ std::string rewind_grants_sql() {
           "pg_stat_file(text, boolean)",
           "pg_read_binary_file(text)",
           "pg_read_binary_file(text, bigint, bigint, boolean)"}) {
-        sql += std::string("GRANT EXECUTE ON FUNCTION pg_catalog.") + function + " TO " + kReplicationRole + "\n";
+        sql += std::string("GRANT EXECUTE ON FUNCTION pg_catalog.") + function + " TO " + kReplicationRole +
+               "\n";
     }
     return sql + "GRANT pg_checkpoint TO " + kReplicationRole + "\n";
 }

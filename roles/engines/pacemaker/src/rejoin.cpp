@@ -1,7 +1,7 @@
 #include "stormnode/pacemaker/rejoin.hpp"
 
-#include "stormnode/pacemaker/start.hpp"
 #include "stormnode/cluster/secret_file.hpp"
+#include "stormnode/pacemaker/start.hpp"
 
 #include <stormnode/common/c_handle.hpp>
 #include <stormnode/common/error.hpp>
@@ -124,7 +124,8 @@ std::vector<PeerPostgres> ask_peers(const NodeConfig& node, const std::string& p
 
 }  // namespace
 
-void run_postgres_single_user(const std::string& sql, std::chrono::milliseconds timeout, const std::string& what) {
+void run_postgres_single_user(
+    const std::string& sql, std::chrono::milliseconds timeout, const std::string& what) {
     auto command = as_postgres({tool("postgres"), "--single", "-D", kConfigDir, "postgres"}, timeout);
     command.stdin_data = sql;
     const auto result = run(command);

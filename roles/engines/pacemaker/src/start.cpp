@@ -1,12 +1,12 @@
 #include "stormnode/pacemaker/start.hpp"
 
-#include "stormnode/qnetd/nssdb.hpp"
 #include "stormnode/cluster/secret_file.hpp"
+#include "stormnode/qnetd/nssdb.hpp"
 
+#include <stormnode/cluster/qnetd_tls.hpp>
 #include <stormnode/common/error.hpp>
 #include <stormnode/common/subprocess.hpp>
 #include <stormnode/common/temp_dir.hpp>
-#include <stormnode/cluster/qnetd_tls.hpp>
 
 #include <unistd.h>
 
@@ -110,7 +110,9 @@ std::optional<PacemakerStart> prepare_pacemaker_start(const NodeConfig& node, co
     }
     // Single-user mode: the server is not running (Pacemaker has not started it yet).
     run_postgres_single_user(
-        replication_role_sql(password) + rewind_grants_sql(), std::chrono::seconds(60), "seeding the replication role");
+        replication_role_sql(password) + rewind_grants_sql(),
+        std::chrono::seconds(60),
+        "seeding the replication role");
     write_file_atomic(
         datadir / kSeededMarker,
         "# storm-roled: the replication role was added before the first start\n",

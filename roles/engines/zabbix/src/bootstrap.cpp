@@ -42,7 +42,8 @@ const ClusterMember* monitor_db_member(const Cluster& cluster) {
     return monitors.empty() ? nullptr : monitors.front();
 }
 
-std::string zabbix_db_setup_sql(const std::vector<std::string>& client_addresses, const std::string& password) {
+std::string zabbix_db_setup_sql(
+    const std::vector<std::string>& client_addresses, const std::string& password) {
     const std::string db = identifier(kZabbixDatabase);
     std::string sql = "CREATE DATABASE IF NOT EXISTS " + db + " CHARACTER SET utf8mb4 COLLATE utf8mb4_bin;\n";
     for (const auto& address : client_addresses) {
@@ -71,7 +72,8 @@ std::vector<ZabbixHaNode> parse_ha_status(const std::string& text) {
         }
         // "1." .. "99.": a row; the header ("#  ID  Name ...") and the other lines are not.
         if (number.size() < 2 || number.back() != '.' ||
-            !std::all_of(number.begin(), number.end() - 1, [](unsigned char c) { return std::isdigit(c) != 0; })) {
+            !std::all_of(
+                number.begin(), number.end() - 1, [](unsigned char c) { return std::isdigit(c) != 0; })) {
             continue;
         }
         nodes.push_back(std::move(node));

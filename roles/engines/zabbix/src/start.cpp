@@ -29,16 +29,18 @@ std::string db_password(const Cluster& cluster) {
 
 // mariadb as root over the unix socket, the statements on stdin.
 std::string sql(const std::string& statements, const std::string& database, std::chrono::seconds timeout) {
-    Command command{.argv = {"mariadb", "--batch", "--skip-column-names"}, .stdin_data = statements, .timeout = timeout};
+    Command command{
+        .argv = {"mariadb", "--batch", "--skip-column-names"}, .stdin_data = statements, .timeout = timeout};
     if (!database.empty()) {
         command.argv.push_back(database);
     }
     const auto result = run(command);
     if (!result.ok()) {
         throw Error(
-            Errc::io, "mariadb" + (database.empty() ? std::string() : " " + database) +
-                          (result.timed_out ? ": timed out" : ": exit " + std::to_string(result.exit_status)) + ": " +
-                          result.err);
+            Errc::io,
+            "mariadb" + (database.empty() ? std::string() : " " + database) +
+                (result.timed_out ? ": timed out" : ": exit " + std::to_string(result.exit_status)) + ": " +
+                result.err);
     }
     return result.out;
 }
@@ -71,14 +73,16 @@ std::optional<std::string> prepare_monitor_start(const NodeConfig& node, const f
 
 std::string prepare_zabbix_database(const NodeConfig& node) {
     if (monitor_member(node) == nullptr) {
-        throw Error(Errc::invalid_input, "this node (" + node.hostname + ") is not a monitor member of cluster.yaml");
+        throw Error(
+            Errc::invalid_input, "this node (" + node.hostname + ") is not a monitor member of cluster.yaml");
     }
     const Cluster& cluster = *node.cluster_model;
     const ClusterMember* holder = monitor_db_member(cluster);
     if (holder == nullptr || holder->hostname != node.hostname) {
         throw Error(
             Errc::invalid_input,
-            "the pair's database is on " + (holder != nullptr ? holder->hostname : std::string("the db role")) +
+            "the pair's database is on " +
+                (holder != nullptr ? holder->hostname : std::string("the db role")) +
                 ", not here: enable local_db only on the first monitor member of " + cluster.file);
     }
     std::vector<std::string> clients;
@@ -90,13 +94,15 @@ std::string prepare_zabbix_database(const NodeConfig& node) {
     std::string done = "zabbix database and users for " + std::to_string(clients.size()) + " monitor members";
 
     const std::string db = kZabbixDatabase;
-    const bool has_dbversion =
-        sql("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema='" + db +
-                "' AND table_name='dbversion';\n",
-            {}, timeout)
-            .rfind('0', 0) != 0;
+    const bool has_dbversion = sql("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema='" +
+                                       db + "' AND table_name='dbversion';\n",
+                                   {},
+                                   timeout)
+                                   .rfind('0', 0) != 0;
     const auto comment = lines_of(
-        sql("SELECT schema_comment FROM information_schema.schemata WHERE schema_name='" + db + "';\n", {}, timeout));
+        sql("SELECT schema_comment FROM information_schema.schemata WHERE schema_name='" + db + "';\n",
+            {},
+            timeout));
     if (!zabbix_schema_needs_load(has_dbversion, comment.empty() ? std::string() : comment.front())) {
         return done + "; schema already loaded";
     }
@@ -104,7 +110,8 @@ std::string prepare_zabbix_database(const NodeConfig& node) {
     // zabbix.* outlive the database.
     sql("DROP DATABASE IF EXISTS `" + db + "`;\nCREATE DATABASE `" + db +
             "` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin COMMENT '" + kSchemaLoadingComment + "';\n",
-        {}, timeout);
+        {},
+        timeout);
     // A transaction per file: the data's thousands of INSERTs cost one fsync, not one each.
     std::string statements = "SET autocommit=0;\nSET unique_checks=0;\nSET foreign_key_checks=0;\n";
     for (const char* file : kZabbixSchemaFiles) {

@@ -1,10 +1,10 @@
 // `stormctl image build`: manifest -> package set -> mmdebstrap rootfs tar -> signed OSTree commit.
 #pragma once
 
+#include <stormnode/catalog/catalog.hpp>
 #include <stormnode/common/progress.hpp>
 #include <stormnode/image/manifest.hpp>
 #include <stormnode/image/repo.hpp>
-#include <stormnode/catalog/catalog.hpp>
 
 #include <filesystem>
 #include <optional>

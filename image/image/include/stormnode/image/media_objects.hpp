@@ -4,9 +4,8 @@
 // into the target repo (checksum-verified) before it pulls.
 #pragma once
 
-#include <sys/types.h>
-
 #include <ostree.h>
+#include <sys/types.h>
 
 #include <filesystem>
 #include <string>
@@ -18,7 +17,7 @@ namespace stormnode::image {
 inline constexpr const char* kMediaObjectsFile = "stormnode-media-objects";
 
 struct MediaObject {
-    std::string checksum;    // the content object's checksum
+    std::string checksum;  // the content object's checksum
     uid_t uid = 0;
     gid_t gid = 0;
     mode_t mode = 0;         // permission bits and S_IFREG
@@ -28,7 +27,10 @@ struct MediaObject {
 // The content object behind a regular file of a commit, described for the media list. Throws when the
 // path is not a regular file or carries xattrs (the list does not record them).
 MediaObject describe_media_object(
-    OstreeRepo* repo, const std::string& commit, const std::string& path_in_tree, const std::string& media_path);
+    OstreeRepo* repo,
+    const std::string& commit,
+    const std::string& path_in_tree,
+    const std::string& media_path);
 
 std::string format_media_objects(const std::vector<MediaObject>& objects);
 
@@ -39,6 +41,8 @@ std::vector<MediaObject> read_media_objects(const std::filesystem::path& list_fi
 // media_root. Each write checks the content against its checksum. Returns how many were written; 0 when
 // the source repo has no list.
 std::size_t seed_media_objects(
-    OstreeRepo* target, const std::filesystem::path& source_repo_dir, const std::filesystem::path& media_root);
+    OstreeRepo* target,
+    const std::filesystem::path& source_repo_dir,
+    const std::filesystem::path& media_root);
 
 }  // namespace stormnode::image

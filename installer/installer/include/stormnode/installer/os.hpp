@@ -35,7 +35,7 @@ struct UpgradeOptions {
 struct UpgradeResult {
     std::string previous;
     std::string commit;
-    bool changed = false;  // false: already at the source's commit, nothing deployed
+    bool changed = false;   // false: already at the source's commit, nothing deployed
     image::PullStats pull;  // bytes received, and whether a static delta carried them
 };
 

@@ -1,19 +1,19 @@
 #pragma once
 // The boot artifacts of one image commit, shared by the ISO (iso build) and network boot (pxe build):
 // the kernel and initramfs from the commit's usr/lib/modules/<kver>/, and one squashfs holding the
-// live root (a hardlinked checkout of the commit) and a bare OSTree repo (real owners and modes) with that commit, so
-// the image's content is stored once and the installer deploys from the repo inside the live root.
+// live root (a hardlinked checkout of the commit) and a bare OSTree repo (real owners and modes) with that
+// commit, so the image's content is stored once and the installer deploys from the repo inside the live root.
+#include "stormnode/common/progress.hpp"
+
 #include <filesystem>
 #include <string>
-
-#include "stormnode/common/progress.hpp"
 
 namespace stormnode::iso {
 
 struct LiveArtifactsOptions {
-    std::filesystem::path repo;       // source repo (the build repo, archive mode)
-    std::string ref;                  // e.g. stormnode/bookworm/x86_64/node
-    std::filesystem::path output_dir; // receives vmlinuz, initrd.img, squashfs.img
+    std::filesystem::path repo;        // source repo (the build repo, archive mode)
+    std::string ref;                   // e.g. stormnode/bookworm/x86_64/node
+    std::filesystem::path output_dir;  // receives vmlinuz, initrd.img, squashfs.img
     int squashfs_zstd_level = 3;
     // Where the kernel and initramfs will sit on the boot media, relative to its root (the ISO:
     // "boot/vmlinuz", "boot/initrd.img"). When set, the squashfs leaves their repo objects out and its repo

@@ -26,9 +26,9 @@
 // role combinations the catalog forbids, and cluster needs (minimum members, depends_on).
 #pragma once
 
+#include <stormnode/catalog/catalog.hpp>
 #include <stormnode/common/yaml_diagnostics.hpp>
 #include <stormnode/installer/answers.hpp>
-#include <stormnode/catalog/catalog.hpp>
 
 #include <filesystem>
 #include <optional>

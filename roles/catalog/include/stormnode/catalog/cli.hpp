@@ -10,5 +10,4 @@ namespace stormnode::roles {
 // 2 usage or validation error) or throw stormnode::Error.
 void add_role_commands(CLI::App& app, int& exit_code);
 
-
 }  // namespace stormnode::roles

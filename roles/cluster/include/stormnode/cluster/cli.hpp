@@ -6,9 +6,8 @@ class App;
 
 namespace stormnode::roles {
 
-
-// Registers `stormctl cluster init|validate` (cluster.yaml: cli/cluster_commands.cpp); the callbacks set exit_code (0 ok, 1 operational
-// error, 2 usage or validation error) or throw stormnode::Error.
+// Registers `stormctl cluster init|validate` (cluster.yaml: cli/cluster_commands.cpp); the callbacks set
+// exit_code (0 ok, 1 operational error, 2 usage or validation error) or throw stormnode::Error.
 void add_cluster_commands(CLI::App& app, int& exit_code);
 
 }  // namespace stormnode::roles

@@ -18,6 +18,10 @@ const std::string& cluster_secret(
 // Written whole and atomically with mode, then given to user (engines refuse keys others can read). Only
 // on the running system (live): a test root's users are not this system's.
 void write_secret_file(
-    const std::filesystem::path& path, const std::string& content, unsigned mode, const std::string& user, bool live);
+    const std::filesystem::path& path,
+    const std::string& content,
+    unsigned mode,
+    const std::string& user,
+    bool live);
 
 }  // namespace stormnode::roles

@@ -80,8 +80,8 @@ class App;
 
 namespace stormnode::roles {
 
-// Registers `status`, `set` and `restart` under stormctl's `role` (roles/node_client/cli/node_commands.cpp, in
-// stormnode::roles_cli). The callbacks set exit_code: 0 ok, 1 operational error, 2 invalid roles.
+// Registers `status`, `set` and `restart` under stormctl's `role` (roles/node_client/cli/node_commands.cpp,
+// in stormnode::roles_cli). The callbacks set exit_code: 0 ok, 1 operational error, 2 invalid roles.
 void add_node_commands(CLI::App& role, int& exit_code);
 
 }  // namespace stormnode::roles

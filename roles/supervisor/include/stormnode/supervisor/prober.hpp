@@ -40,7 +40,8 @@ public:
     virtual ~Prober() = default;
 
     // done is never called from inside probe() itself. Check kind unit is the supervisor's own business.
-    [[nodiscard]] virtual std::unique_ptr<Pending> probe(const Check& check, const UnitState& unit, Callback done) = 0;
+    [[nodiscard]] virtual std::unique_ptr<Pending> probe(
+        const Check& check, const UnitState& unit, Callback done) = 0;
 };
 
 // "tcp 127.0.0.1:5672", "http http://127.0.0.1:5000/healthcheck", "exec /bin/true", "amqp_peer :5672"

@@ -32,13 +32,13 @@ std::optional<Error> job_error(std::string_view verb, const std::string& unit, c
 
 // What systemd says about a unit (org.freedesktop.systemd1.Unit and .Service properties).
 struct UnitState {
-    std::string load_state;         // loaded, not-found, masked, ...
-    std::string active_state;       // active, reloading, inactive, failed, activating, deactivating
-    std::string sub_state;          // running, exited, dead, auto-restart, ...
-    std::string result;             // success, exit-code, signal, core-dump, timeout, start-limit-hit, ...
-    std::uint32_t n_restarts = 0;   // systemd's own Restart= count
+    std::string load_state;        // loaded, not-found, masked, ...
+    std::string active_state;      // active, reloading, inactive, failed, activating, deactivating
+    std::string sub_state;         // running, exited, dead, auto-restart, ...
+    std::string result;            // success, exit-code, signal, core-dump, timeout, start-limit-hit, ...
+    std::uint32_t n_restarts = 0;  // systemd's own Restart= count
     std::uint32_t main_pid = 0;
-    std::string invocation_id;      // 32 hex digits; changes on every start
+    std::string invocation_id;  // 32 hex digits; changes on every start
     // Whether the unit's Condition*= held when it was last checked (ConditionResult); the check time in
     // µs since the epoch (ConditionTimestamp), 0 when never checked (ConditionResult is then false too).
     bool condition_result = true;

@@ -26,11 +26,17 @@ Bus connect_bus(const std::string& address);
 using PropertyMap = std::map<std::string, std::string>;
 
 std::string get_property(
-    sd_bus* bus, const std::string& destination, const std::string& path, const std::string& interface,
+    sd_bus* bus,
+    const std::string& destination,
+    const std::string& path,
+    const std::string& interface,
     const std::string& property);
 // The reply of Properties.Get, positioned at its variant (for types the flattening does not cover).
 Message get_property_message(
-    sd_bus* bus, const std::string& destination, const std::string& path, const std::string& interface,
+    sd_bus* bus,
+    const std::string& destination,
+    const std::string& path,
+    const std::string& interface,
     const std::string& property);
 // All properties of an interface (GetAll), flattened.
 PropertyMap get_all_properties(
@@ -61,7 +67,8 @@ public:
     // Processes the bus until a recorded (or newly received) signal satisfies `pred`; that signal and
     // all before it are removed from the queue. Throws Error(Errc::timeout) naming `what` on timeout.
     Signal wait_for(
-        const std::function<bool(const Signal&)>& pred, std::chrono::milliseconds timeout,
+        const std::function<bool(const Signal&)>& pred,
+        std::chrono::milliseconds timeout,
         const std::string& what);
     // Forgets every signal received so far, including those a method call read off the socket but
     // nobody dispatched yet: a Get that saw a new State leaves the signals sent before it pending.
@@ -92,7 +99,8 @@ void reload(sd_bus* bus);
 std::string load_unit(sd_bus* bus, const std::string& unit);  // object path
 // Returns the job path; the caller waits for JobRemoved on it (subscribe and match first).
 std::string start_unit(sd_bus* bus, const std::string& unit, const std::string& method = "StartUnit");
-std::string unit_property(sd_bus* bus, const std::string& unit, const std::string& interface, const std::string& property);
+std::string unit_property(
+    sd_bus* bus, const std::string& unit, const std::string& interface, const std::string& property);
 
 }  // namespace systemd1
 }  // namespace stormnode::test

@@ -30,8 +30,11 @@ inline const Rootfs& cluster_rootfs() {
 // A member's node: storm-roled from the build (or $STORMNODE_TEST_ROLED), its hostname and management
 // address, cluster.yaml's text, on its network namespace. Roles and the rest are the test's.
 inline RoledOptions member_options(
-    const Member& member, const std::filesystem::path& netns, const std::string& cluster_yaml,
-    const std::filesystem::path& roled_binary, const std::filesystem::path& source_dir) {
+    const Member& member,
+    const std::filesystem::path& netns,
+    const std::string& cluster_yaml,
+    const std::filesystem::path& roled_binary,
+    const std::filesystem::path& source_dir) {
     RoledOptions o;
     o.rootfs = cluster_rootfs().tree;
     const char* roled = std::getenv("STORMNODE_TEST_ROLED");  // NOLINT(concurrency-mt-unsafe)
@@ -53,12 +56,13 @@ struct ClusterFiles {
 // `stormctl cluster --catalog <source>/roles/catalog init <init_arguments> -o cluster.yaml`; throws with
 // stormctl's output when it fails.
 inline ClusterFiles init_cluster(
-    const std::filesystem::path& stormctl, const std::filesystem::path& source_dir,
+    const std::filesystem::path& stormctl,
+    const std::filesystem::path& source_dir,
     const std::vector<std::string>& init_arguments) {
     const TempDir dir("stormnode-cluster-init");
     const auto output = dir.path() / "cluster.yaml";
-    std::vector<std::string> argv{stormctl.string(), "cluster", "--catalog", (source_dir / "roles/catalog").string(),
-                                  "init"};
+    std::vector<std::string> argv{
+        stormctl.string(), "cluster", "--catalog", (source_dir / "roles/catalog").string(), "init"};
     argv.insert(argv.end(), init_arguments.begin(), init_arguments.end());
     argv.insert(argv.end(), {"-o", output.string()});
     run_checked(Command{.argv = argv, .timeout = std::chrono::seconds(60)});

@@ -3,6 +3,8 @@
 // defines touches the machine's own libvirt.
 #pragma once
 
+#include "qemu_vm.hpp"
+
 #include <stormnode/common/c_handle.hpp>
 #include <stormnode/common/child_process.hpp>
 
@@ -13,8 +15,6 @@
 #include <memory>
 #include <optional>
 #include <string>
-
-#include "qemu_vm.hpp"
 
 namespace stormnode::test {
 

@@ -55,13 +55,19 @@ public:
     [[nodiscard]] std::string console_log() const;
 
     // Runs argv inside all the container's namespaces (nsenter -a), to completion.
-    ProcessResult exec(const std::vector<std::string>& argv, std::chrono::milliseconds timeout = std::chrono::seconds(60)) const;
+    ProcessResult exec(
+        const std::vector<std::string>& argv,
+        std::chrono::milliseconds timeout = std::chrono::seconds(60)) const;
     ProcessResult exec_checked(
-        const std::vector<std::string>& argv, std::chrono::milliseconds timeout = std::chrono::seconds(60)) const;
+        const std::vector<std::string>& argv,
+        std::chrono::milliseconds timeout = std::chrono::seconds(60)) const;
 
     // Files into the container (atomically; parent directories are created).
     void write_file(const std::string& container_path, std::string_view content, unsigned mode = 0644) const;
-    void copy_in(const std::filesystem::path& host_file, const std::string& container_path, unsigned mode = 0644) const;
+    void copy_in(
+        const std::filesystem::path& host_file,
+        const std::string& container_path,
+        unsigned mode = 0644) const;
 
     // A host PID of a process inside (as systemd reports MainPID: its PID in the container).
     [[nodiscard]] pid_t host_pid(pid_t container_pid) const;

@@ -37,7 +37,7 @@ struct QemuOptions {
     // The NIC's -netdev (default: user networking); e.g. "tap,id=n0,ifname=tap0,script=no,downscript=no"
     // for a bridge the test made. The id must be n0.
     std::string netdev = "user,id=n0";
-    std::string mac;            // empty: qemu's default
+    std::string mac;  // empty: qemu's default
     // The NIC boots after the disks. BIOS: its iPXE ROM does PXE. UEFI: the NIC has no option ROM, so
     // OVMF's own virtio-net driver and PXE client boot it (client-arch 7), as a server's firmware does.
     bool network_boot = false;

@@ -22,15 +22,15 @@ inline constexpr const char* kNode1Interface = "org.stormclouds.Node1";
 
 struct RoledOptions {
     std::filesystem::path rootfs;
-    std::filesystem::path roled_binary;              // storm-roled from the build tree
-    std::filesystem::path source_dir;                // the stormnode source tree
-    std::vector<std::string> roles{"testsvc"};       // node.yaml roles
-    std::vector<std::string> features;               // node.yaml features
+    std::filesystem::path roled_binary;         // storm-roled from the build tree
+    std::filesystem::path source_dir;           // the stormnode source tree
+    std::vector<std::string> roles{"testsvc"};  // node.yaml roles
+    std::vector<std::string> features;          // node.yaml features
     // The catalog installed: roles/catalog/*.yaml except these files, then tests/data/roles/*.yaml. The
     // common layer is left out: its units (chrony, zabbix-agent, storm-firstboot) are not in the test rootfs.
     std::vector<std::string> catalog_exclude{"common.yaml"};
-    std::vector<std::string> roled_arguments;        // appended to ExecStart (e.g. backoff options)
-    bool start = true;                               // start storm-roled.service and wait for it
+    std::vector<std::string> roled_arguments;  // appended to ExecStart (e.g. backoff options)
+    bool start = true;                         // start storm-roled.service and wait for it
     // For a node of a cluster: node.yaml's hostname, variants ({db: galera}) and variables
     // ({mgmt_address: ...}), /etc/stormnode/cluster.yaml's text (none when empty), the container's
     // machine name and network (a TestNetwork namespace; empty: the host's).
@@ -76,7 +76,9 @@ public:
     std::vector<UnitRow> units();
     // Waits (on PropertiesChanged/StateChanged of Node1, re-reading State) until State satisfies pred.
     std::string wait_for_state(
-        const std::function<bool(const std::string&)>& pred, std::chrono::milliseconds timeout, const std::string& what);
+        const std::function<bool(const std::string&)>& pred,
+        std::chrono::milliseconds timeout,
+        const std::string& what);
 
     // The end of the container's journal and the state of the units involved, for failure messages.
     std::string diagnostics();

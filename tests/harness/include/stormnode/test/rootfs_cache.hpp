@@ -28,10 +28,10 @@ struct RootfsRecipe {
 RootfsRecipe load_rootfs_recipe(const std::filesystem::path& dir, const std::string& variant = {});
 
 struct Rootfs {
-    std::filesystem::path tree;    // unpacked directory to boot
-    std::filesystem::path tarball; // cached tarball (empty when STORMNODE_TEST_ROOTFS was used)
-    std::string key;               // recipe hash
-    bool built = false;            // this call ran mmdebstrap
+    std::filesystem::path tree;     // unpacked directory to boot
+    std::filesystem::path tarball;  // cached tarball (empty when STORMNODE_TEST_ROOTFS was used)
+    std::string key;                // recipe hash
+    bool built = false;             // this call ran mmdebstrap
     std::chrono::milliseconds build_time{0};
     std::chrono::milliseconds unpack_time{0};
 };

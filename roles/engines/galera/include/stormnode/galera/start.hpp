@@ -6,8 +6,8 @@
 // by storm-roled or systemd after a crash) joins the cluster instead of starting a second one.
 #pragma once
 
-#include <stormnode/galera/bootstrap.hpp>
 #include <stormnode/cluster/node_config.hpp>
+#include <stormnode/galera/bootstrap.hpp>
 
 #include <chrono>
 #include <filesystem>

@@ -4,8 +4,8 @@
 // the one that does. Runs before corosync and pacemaker start on the node (prepare_pacemaker_start).
 #pragma once
 
-#include <stormnode/pacemaker/rejoin_decision.hpp>
 #include <stormnode/cluster/node_config.hpp>
+#include <stormnode/pacemaker/rejoin_decision.hpp>
 
 #include <chrono>
 #include <filesystem>
@@ -43,6 +43,7 @@ std::string_view to_string(RejoinMethod method);
 // Runs `sql` through PostgreSQL's single-user mode as the postgres user, on Debian's cluster 15/main (the
 // server must not be running). Throws Error naming `what` when it fails or a statement reports an error
 // (single-user mode reports them only on its output).
-void run_postgres_single_user(const std::string& sql, std::chrono::milliseconds timeout, const std::string& what);
+void run_postgres_single_user(
+    const std::string& sql, std::chrono::milliseconds timeout, const std::string& what);
 
 }  // namespace stormnode::roles

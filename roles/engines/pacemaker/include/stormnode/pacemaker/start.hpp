@@ -4,8 +4,8 @@
 // partition: the configuring member loads the resources (crm configure load update), once.
 #pragma once
 
-#include <stormnode/pacemaker/bootstrap.hpp>
 #include <stormnode/cluster/node_config.hpp>
+#include <stormnode/pacemaker/bootstrap.hpp>
 #include <stormnode/pacemaker/rejoin.hpp>
 
 #include <filesystem>
@@ -32,8 +32,9 @@ struct PacemakerStart {
 // Writes root/kCorosyncAuthkey (0400 root) and root/kPostgresPassfile (0600 postgres) from the cluster's
 // secrets, makes a datadir left as a primary a standby of the member that serves as primary now
 // (rejoin_postgres_if_needed) and, on the configuring member, seeds the replication role into a
-// datadir that has neither the marker nor standby.signal. nullopt when this node is not a db member of cluster.yaml. Throws Error
-// when a secret is missing or a step fails (the role does not start half-configured).
+// datadir that has neither the marker nor standby.signal. nullopt when this node is not a db member of
+// cluster.yaml. Throws Error when a secret is missing or a step fails (the role does not start
+// half-configured).
 std::optional<PacemakerStart> prepare_pacemaker_start(
     const NodeConfig& node, const std::filesystem::path& root);
 

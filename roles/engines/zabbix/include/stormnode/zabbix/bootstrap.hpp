@@ -25,7 +25,8 @@ const ClusterMember* monitor_db_member(const Cluster& cluster);
 // Idempotent SQL for the local database: the zabbix database (utf8mb4_bin, as Zabbix requires) and
 // its user at each client address, with the password (re)set and the grants. The password is a
 // cluster secret: it goes to the mariadb client on stdin, never on a command line.
-std::string zabbix_db_setup_sql(const std::vector<std::string>& client_addresses, const std::string& password);
+std::string zabbix_db_setup_sql(
+    const std::vector<std::string>& client_addresses, const std::string& password);
 
 // The schema is loaded straight into the zabbix database (its triggers keep it from being moved
 // between databases), with the database's COMMENT saying how far the load got.
