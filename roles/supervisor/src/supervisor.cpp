@@ -255,14 +255,7 @@ void Supervisor::stop_removed_units(std::uint64_t generation, const std::vector<
     std::weak_ptr<int> alive = alive_;
     for (const auto& name : removed) {
         if (observer_ != nullptr) {
-            observer_->unit_event(
-                name, "stopping", "not part of the roles " + [&] {
-                    std::string joined;
-                    for (const auto& r : plan_.roles) {
-                        joined += (joined.empty() ? "" : ",") + to_string(r);
-                    }
-                    return joined;
-                }());
+            observer_->unit_event(name, "stopping", "not part of the roles " + to_string(plan_.roles, ","));
         }
         systemd_.stop_unit(name, [this, alive, generation, left, name](const JobOutcome& outcome) {
             if (alive.expired() || generation != generation_) {

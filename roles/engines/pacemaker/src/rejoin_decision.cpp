@@ -1,5 +1,6 @@
 #include "stormnode/pacemaker/rejoin_decision.hpp"
 
+#include <stormnode/common/strings.hpp>
 #include <stormnode/pacemaker/bootstrap.hpp>
 
 #include <charconv>
@@ -87,14 +88,17 @@ RejoinDecision decide_postgres_rejoin(const LocalPostgres& local, const std::vec
         return decision;
     }
     std::vector<const PeerPostgres*> primaries;
-    std::string unreachable;
+    std::vector<std::string> primary_names;
+    std::vector<std::string> no_answer;
     for (const auto& peer : peers) {
         if (peer.role == PeerRole::primary) {
             primaries.push_back(&peer);
+            primary_names.push_back(peer.hostname);
         } else if (peer.role == PeerRole::unreachable) {
-            unreachable += (unreachable.empty() ? "" : ", ") + peer.hostname;
+            no_answer.push_back(peer.hostname);
         }
     }
+    const std::string unreachable = join(no_answer, ", ");
     const std::string left = "left as a primary (" + describe(local.control) + ")";
     if (primaries.empty()) {
         decision.reason = left + " and no other member serves as primary" +
@@ -104,12 +108,9 @@ RejoinDecision decide_postgres_rejoin(const LocalPostgres& local, const std::vec
     }
     if (primaries.size() > 1) {
         decision.action = RejoinAction::refuse;
-        std::string names;
-        for (const auto* peer : primaries) {
-            names += (names.empty() ? "" : ", ") + peer->hostname;
-        }
         decision.reason = left + " while " + std::to_string(primaries.size()) +
-                          " other members serve as primary (" + names + "): no single primary to follow";
+                          " other members serve as primary (" + join(primary_names, ", ") +
+                          "): no single primary to follow";
         return decision;
     }
     decision.action = RejoinAction::rejoin;
