@@ -2,13 +2,17 @@
 // package a role, variant or mixin names must have a candidate in the configured archive, and every
 // unit it names must be in the .deb of the package it says ships it (read with dpkg-deb -c). The
 // .debs are kept in a cache (default /var/cache/stormnode/debs) so that later runs fetch nothing.
+// Units of package `stormnode` must be among what the stormnode package installs: the build tree named by
+// $STORMNODE_BINARY_DIR (set by ctest) is installed into a scratch directory, as CPack does for the .deb.
 //
-// Usage: test_catalog_vs_debian [CATALOG_DIR]   (default: $STORMNODE_CATALOG_DIR, else the installed one)
+// Usage: STORMNODE_BINARY_DIR=BUILD test_catalog_vs_debian [CATALOG_DIR]
+//   (CATALOG_DIR default: $STORMNODE_CATALOG_DIR, else the installed one)
 // Exit: 0 all found, 1 mismatches (each one named), 77 the Debian mirror cannot be reached.
 #include <stormnode/catalog/catalog.hpp>
 #include <stormnode/common/error.hpp>
 #include <stormnode/common/strings.hpp>
 #include <stormnode/common/subprocess.hpp>
+#include <stormnode/common/temp_dir.hpp>
 #include <stormnode/common/yaml_diagnostics.hpp>
 
 #include <unistd.h>
@@ -299,6 +303,25 @@ private:
     std::map<std::string, std::set<std::string>> units_of_;  // package -> shipped unit files
 };
 
+// The systemd units the stormnode package ships: the build installed into a scratch root (what CPack
+// packs). Throws Error when the install fails.
+std::set<std::string> own_units(const fs::path& build_dir) {
+    const stormnode::TempDir root("stormnode-own-units");
+    stormnode::run_checked(
+        {.argv = {"cmake", "--install", build_dir.string(), "--prefix", "/usr"},
+         .env = {{"DESTDIR", root.path().string()}}});
+    std::set<std::string> units;
+    for (const auto* dir : {"usr/lib/systemd/system", "lib/systemd/system"}) {
+        std::error_code ec;
+        for (const auto& entry : fs::directory_iterator(root.path() / dir, ec)) {
+            if (entry.is_regular_file()) {
+                units.insert(entry.path().filename().string());
+            }
+        }
+    }
+    return units;
+}
+
 // Checks one catalog file, adds its mismatches and prints its summary line.
 void check_role(
     const std::string& name,
@@ -307,10 +330,12 @@ void check_role(
     const std::map<std::string, std::string>& versions,
     const FetchResult& fetched,
     DebIndex& index,
+    const std::set<std::string>& stormnode_units,
     std::vector<std::string>& mismatches) {
     std::size_t packages_ok = 0;
     std::size_t units_found = 0;
     std::size_t units_own = 0;
+    std::size_t units_own_found = 0;
     std::size_t disabled_found = 0;
     auto fail = [&](const std::string& what) {
         mismatches.push_back(file + ": " + what);
@@ -330,6 +355,15 @@ void check_role(
     for (const auto* unit : facts.unit_defs) {
         if (unit->package == kOwnPackage) {
             ++units_own;
+            if (stormnode_units.contains(unit->name)) {
+                ++units_own_found;
+            } else {
+                fail(
+                    "unit " + unit->name + ": not shipped by the stormnode package (it ships: " +
+                    (stormnode_units.empty() ? std::string("(none)")
+                                             : stormnode::join(stormnode_units, ", ")) +
+                    ")");
+            }
             continue;
         }
         if (!facts.available_packages.contains(unit->package)) {
@@ -359,7 +393,7 @@ void check_role(
               << " in bookworm, units " << units_found << "/" << facts.unit_defs.size() - units_own
               << " found in their .debs";
     if (units_own > 0) {
-        std::cout << " (" << units_own << " of stormnode's own skipped)";
+        std::cout << ", stormnode's own " << units_own_found << "/" << units_own << " found in its package";
     }
     if (!facts.keep_disabled.empty()) {
         std::cout << ", keep_disabled " << disabled_found << "/" << facts.keep_disabled.size() << " found";
@@ -377,7 +411,7 @@ int report(const std::vector<std::string>& mismatches) {
     return mismatches.empty() ? 0 : kExitMismatch;
 }
 
-int check(const fs::path& catalog_dir, const fs::path& cache) {
+int check(const fs::path& catalog_dir, const fs::path& cache, const fs::path& build_dir) {
     stormnode::Diagnostics diags(catalog_dir.string());
     const auto catalog = stormnode::roles::load_catalog({catalog_dir}, diags);
     std::vector<std::string> mismatches;
@@ -428,9 +462,19 @@ int check(const fs::path& catalog_dir, const fs::path& cache) {
         std::cout << "apt-get download: " << fetched.error << "\n";
     }
 
+    const auto stormnode_units = own_units(build_dir);
+    std::cout << "stormnode package: " << stormnode_units.size() << " units (" << build_dir.string() << ")\n";
     DebIndex index(fetched, mismatches);
     for (const auto& [name, role_facts] : facts) {
-        check_role(name, catalog.roles.at(name).file, role_facts, versions, fetched, index, mismatches);
+        check_role(
+            name,
+            catalog.roles.at(name).file,
+            role_facts,
+            versions,
+            fetched,
+            index,
+            stormnode_units,
+            mismatches);
     }
     return report(mismatches);
 }
@@ -444,7 +488,14 @@ int main(int argc, char** argv) {
         const fs::path cache = cache_env != nullptr && *cache_env != '\0'
                                    ? fs::path(cache_env)
                                    : fs::path("/var/cache/stormnode/debs");
-        return check(catalog_dir, cache);
+        const char* build_env = std::getenv("STORMNODE_BINARY_DIR");  // NOLINT(concurrency-mt-unsafe)
+        if (build_env == nullptr || *build_env == '\0') {
+            std::cout
+                << "catalog_vs_debian: STORMNODE_BINARY_DIR must name the build tree whose install is the "
+                   "stormnode package (ctest sets it)\n";
+            return kExitMismatch;
+        }
+        return check(catalog_dir, cache, build_env);
     } catch (const std::exception& e) {
         std::cout << "catalog_vs_debian: " << stormnode::describe(e) << "\n";
         return kExitMismatch;
