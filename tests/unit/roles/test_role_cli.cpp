@@ -82,52 +82,33 @@ TEST_CASE("role validate --roles refuses roles that cannot share a node", "[role
 }
 
 TEST_CASE("install --role is checked against the catalog before anything is touched", "[roles][cli]") {
-    const auto bad = stormctl(
-        {"install",
-         "--catalog",
-         good_dir,
-         "--cmdline-file",
-         "/dev/null",
-         "--disk",
-         "/nonexistent/disk",
-         "--yes",
-         "--role",
-         "web",
-         "--role",
-         "nosuch",
-         "--role",
-         "store:gallera"});
+    // An install that would fail at its disk if the roles got through: each --role ROLE given.
+    const auto install_with_roles = [](const std::vector<std::string>& roles) {
+        std::vector<std::string> argv{
+            "install",
+            "--catalog",
+            good_dir,
+            "--cmdline-file",
+            "/dev/null",
+            "--disk",
+            "/nonexistent/disk",
+            "--yes"};
+        for (const auto& role : roles) {
+            argv.insert(argv.end(), {"--role", role});
+        }
+        return stormctl(argv);
+    };
+
+    const auto bad = install_with_roles({"web", "nosuch", "store:gallera"});
     CHECK(bad.exit_status == 2);
     CHECK(contains(bad.err, "unknown role 'nosuch' (roles: cache, legacy, store, web)"));
     CHECK(contains(bad.err, "role 'store' has no variant 'gallera' (variants: replicated, single)"));
 
-    const auto forbidden = stormctl(
-        {"install",
-         "--catalog",
-         good_dir,
-         "--cmdline-file",
-         "/dev/null",
-         "--disk",
-         "/nonexistent/disk",
-         "--yes",
-         "--role",
-         "store",
-         "--role",
-         "legacy"});
+    const auto forbidden = install_with_roles({"store", "legacy"});
     CHECK(forbidden.exit_status == 2);
     CHECK(contains(forbidden.err, "role 'store' cannot share a node with role 'legacy'"));
 
-    const auto malformed = stormctl(
-        {"install",
-         "--catalog",
-         good_dir,
-         "--cmdline-file",
-         "/dev/null",
-         "--disk",
-         "/nonexistent/disk",
-         "--yes",
-         "--role",
-         "db:a:b"});
+    const auto malformed = install_with_roles({"db:a:b"});
     CHECK(malformed.exit_status == 2);
     CHECK(contains(malformed.err, "role 'db:a:b' has more than one ':'"));
 }
